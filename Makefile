@@ -1,0 +1,63 @@
+# evsched — scheduled EV charging/discharging on distribution feeders.
+# Every target bootstraps the local virtual environment (.venv) from python3 if needed.
+# Paths are relative to this Makefile's folder, never absolute.
+
+ROOT    := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+PYTHON3 ?= python3
+VENV    := $(ROOT)/.venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+KERNEL  := evsched
+PARAMS  ?= params/default.yaml
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test test-fast bench lab lock png-support clean clean-results
+
+help: ## list the targets with a one-line description
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@echo ">> creating .venv with $$($(PYTHON3) --version) and the pinned packages of requirements.lock"
+	@test -x $(PY) || $(PYTHON3) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e $(ROOT)
+	@$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (evsched)" >/dev/null
+	@touch $(STAMP)
+	@echo ">> environment ready (.venv, Jupyter kernel '$(KERNEL)')"
+
+setup: $(STAMP) ## create .venv from requirements.lock and register the Jupyter kernel
+
+run: $(STAMP) ## run the whole study with papermill on PARAMS (default params/default.yaml) into results/
+	@cd $(ROOT) && $(PY) -m evsched.run_study $(PARAMS)
+
+test: $(STAMP) ## run the test suite (unit, reference-result and notebook tests)
+	@cd $(ROOT) && $(PY) -m pytest
+
+test-fast: $(STAMP) ## run the tests without the slow ones (notebooks, large feeders)
+	@cd $(ROOT) && $(PY) -m pytest -m "not slow"
+
+bench: $(STAMP) ## benchmark model build/solve/re-solve on 33..1000-bus feeders; writes results/bench/
+	@cd $(ROOT) && $(PY) -m evsched.bench
+
+lab: $(STAMP) ## open JupyterLab on the notebooks
+	@cd $(ROOT) && $(VENV)/bin/jupyter lab notebooks
+
+png-support: ## install Debian's chromium so figures are also exported as PNG (needs root + apt)
+	@if command -v chromium >/dev/null 2>&1; then echo "chromium already installed"; \
+	elif command -v apt-get >/dev/null 2>&1; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null && echo "chromium installed"; \
+	else echo "no apt-get here: PNG export will be skipped (HTML figures are still written)"; fi
+
+lock: ## re-resolve the newest versions into requirements.lock (then update environment.yml to match)
+	@rm -rf $(ROOT)/.lockenv && $(PYTHON3) -m venv $(ROOT)/.lockenv
+	@$(ROOT)/.lockenv/bin/pip install --quiet -e "$(ROOT)[dev]"
+	@(echo "# Pinned environment for evsched (pip freeze of a fresh .venv, Python 3.11)."; \
+	  echo "# Regenerate with \`make lock\`; environment.yml pins the same versions."; \
+	  $(ROOT)/.lockenv/bin/pip freeze --exclude-editable | grep -v '^-e') > $(ROOT)/requirements.lock
+	@rm -rf $(ROOT)/.lockenv
+	@echo "requirements.lock rewritten; now align environment.yml (tests/test_environment.py checks it)"
+
+clean-results: ## delete everything make run wrote under results/
+	@find $(ROOT)/results -mindepth 1 ! -name README.md -exec rm -rf {} +
+
+clean: clean-results ## delete .venv and caches as well
+	@rm -rf $(VENV) $(ROOT)/.pytest_cache $(ROOT)/.hypothesis
