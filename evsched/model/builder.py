@@ -1,0 +1,354 @@
+"""Assemble the multi-period DistFlow SOCP from variable and constraint families, solve it.
+
+Three ways to build the same problem (``construction=``), chosen per use
+(see ``make bench`` and ``results/bench/``):
+
+``"parametric"``
+    every data array (loads, device bounds, energy envelopes) is a ``cp.Parameter``
+    (cvxpy DPP): a re-solve skips canonicalisation. Compile cost grows steeply with the
+    number of parameter entries, so only for small feeders.
+``"constant"``
+    data are numpy constants: the cheapest one-off build; :meth:`OPFModel.update`
+    rebuilds the problem.
+``"rhs"``
+    constants, compiled once; the data only ever enter the right-hand side ``b`` of the
+    conic problem ``A x + s = b``, so :meth:`OPFModel.update` rewrites ``b`` through a
+    sparse map learnt at build time (one extra compile with perturbed data, verified
+    exactly) and calls the solver on the stored matrices: re-solves cost solver time only,
+    at any size.
+``"auto"`` (default)
+    ``"parametric"`` up to :data:`PARAMETRIC_MAX_ENTRIES` data entries, else ``"constant"``.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+
+import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
+
+from evsched.errors import InputError, OptimisationError
+from evsched.model import constraints as fam
+from evsched.model.devices import DeviceGroup, StorageGroup
+from evsched.model.result import OPFResult, build_result
+from evsched.network import Network
+from evsched.solvers import select_solver
+
+PARAMETRIC_MAX_ENTRIES = 20_000
+"""Above this many data entries ``construction="auto"`` uses constants (DPP compile grows
+super-linearly: measured 0.3 s at 33 buses × 24 h but 25 s at 321 × 24)."""
+
+ACCEPTED_STATUSES = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
+
+
+@dataclass
+class ObjectiveTerm:
+    """A named objective term: ``weight · expression`` (the expression in p.u.)."""
+
+    name: str
+    weight: float
+    expression: object
+
+
+class OPFModel:
+    """Multi-period optimal power flow on a radial feeder, SOC-relaxed DistFlow.
+
+    Parameters
+    ----------
+    network : Network
+    load_p_kw, load_q_kvar : (n_bus, T) array-like
+        Uncontrolled net demand per bus and step (load convention) [kW], [kvar].
+    devices : list of DeviceGroup / StorageGroup
+        Controllable devices; names must be unique.
+    v_min_pu, v_max_pu : voltage band at non-slack buses [p.u.]
+    v_slack_pu : substation voltage [p.u.]
+    dt_h : step length [h]; the loss objective is in kWh.
+    hours : labels of the T steps for the result frames (default 0..T−1)
+    construction : "auto" | "parametric" | "constant" | "rhs" (see module docstring)
+    families : mapping name → constraint function (default
+        :data:`evsched.model.constraints.FAMILIES`); pass a modified copy to add or drop one.
+
+    Minimises Σ_k Σ_t r_k ℓ_{k,t} · S_base · Δt, the total active loss [kWh], plus any
+    terms added with :meth:`add_objective_term`.
+    """
+
+    def __init__(self, network: Network, load_p_kw, load_q_kvar, devices=(),
+                 v_min_pu: float = 0.95, v_max_pu: float = 1.05, v_slack_pu: float = 1.0,
+                 dt_h: float = 1.0, hours=None, construction: str = "auto", families=None):
+        self.network = network
+        self.s_base = network.s_base_kva
+        self.v_min_pu, self.v_max_pu, self.v_slack_pu = float(v_min_pu), float(v_max_pu), float(v_slack_pu)
+        self.dt_h = float(dt_h)
+        self._check_limits()
+        self.load_p_kw, self.load_q_kvar = self._load_matrices(load_p_kw, load_q_kvar)
+        self.T = self.load_p_kw.shape[1]
+        self.hours = np.arange(self.T) if hours is None else np.asarray(hours)
+        self.groups = self._check_groups(devices)
+        self.nonslack = np.setdiff1d(np.arange(network.n_bus), [network.slack])
+        self.families = dict(fam.FAMILIES if families is None else families)
+        self.extra_terms: list[ObjectiveTerm] = []
+        self._values = self._data_values()
+        n_entries = sum(v.size for v in self._values.values())
+        if construction == "auto":
+            construction = "parametric" if n_entries <= PARAMETRIC_MAX_ENTRIES else "constant"
+        if construction not in ("parametric", "constant", "rhs"):
+            raise InputError(f"construction must be 'auto', 'parametric', 'constant' or 'rhs'; got {construction!r}")
+        self.construction = construction
+        self.timings: dict[str, float] = {}
+        self._compiled = None
+        t0 = time.perf_counter()
+        self._build()
+        self.timings["build_s"] = time.perf_counter() - t0
+
+    # --- inputs ------------------------------------------------------------------
+    def _check_limits(self) -> None:
+        if not (0.5 <= self.v_min_pu < self.v_max_pu <= 1.5):
+            raise InputError(f"voltage limits: need 0.5 ≤ v_min_pu < v_max_pu ≤ 1.5 p.u., "
+                             f"got v_min_pu={self.v_min_pu}, v_max_pu={self.v_max_pu}")
+        if not (0.8 <= self.v_slack_pu <= 1.2):
+            raise InputError(f"v_slack_pu = {self.v_slack_pu}: must be in 0.8..1.2 p.u.")
+        if not (self.dt_h > 0):
+            raise InputError(f"dt_h = {self.dt_h}: the step length must be > 0 h")
+
+    def _load_matrices(self, p, q):
+        p = np.asarray(p, dtype=float)
+        q = np.asarray(q, dtype=float)
+        if p.ndim == 1:
+            p, q = p[:, None], q[:, None]
+        n = self.network.n_bus
+        for name, a in (("load_p_kw", p), ("load_q_kvar", q)):
+            if a.ndim != 2 or a.shape[0] != n:
+                raise InputError(f"{name}: expected shape (n_bus={n}, T), got {a.shape}")
+            bad = ~np.isfinite(a)
+            if bad.any():
+                i, t = np.argwhere(bad)[0]
+                raise InputError(f"{name}: bus {self.network.bus_ids[i]}, hour {t} is {a[i, t]} (must be finite)")
+        if p.shape != q.shape:
+            raise InputError(f"load_p_kw {p.shape} and load_q_kvar {q.shape} must have the same shape")
+        return p, q
+
+    def _check_groups(self, devices) -> dict:
+        groups = {}
+        for g in devices:
+            if not isinstance(g, (DeviceGroup, StorageGroup)):
+                raise InputError(f"devices: expected DeviceGroup or StorageGroup, got {type(g).__name__}")
+            if g.name in groups:
+                raise InputError(f"devices: two groups are named '{g.name}' (names must be unique)")
+            if g.T != self.T:
+                raise InputError(f"device group '{g.name}' has {g.T} steps, the loads have {self.T}")
+            self.network.bus_index(g.buses)  # unknown bus → NetworkDataError naming the id
+            groups[g.name] = g
+        return groups
+
+    def _data_values(self) -> dict[str, np.ndarray]:
+        """Every data array of the problem, in p.u., by name (the only things a re-solve may change)."""
+        sb = self.s_base
+        vals = {"load_p": self.load_p_kw / sb, "load_q": self.load_q_kvar / sb}
+        for name, g in self.groups.items():
+            if isinstance(g, DeviceGroup):
+                vals[f"{name}.p_min"] = g.p_min_kw / sb
+                vals[f"{name}.p_max"] = g.p_max_kw / sb
+                if g.has_reactive or g.s_max_kva is not None:
+                    vals[f"{name}.q_min"] = g.q_min_kvar / sb
+                    vals[f"{name}.q_max"] = g.q_max_kvar / sb
+            else:
+                vals[f"{name}.p_ch_max"] = g.p_charge_max_kw / sb
+                vals[f"{name}.p_dis_max"] = g.p_discharge_max_kw / sb
+                e0 = g.energy_initial_kwh[:, None] / sb
+                vals[f"{name}.e_min"] = g.energy_min_kwh / sb - e0
+                vals[f"{name}.e_max"] = g.energy_max_kwh / sb - e0
+            if g.s_max_kva is not None and (isinstance(g, DeviceGroup) or g.reactive):
+                vals[f"{name}.s_max"] = g.s_max_kva / sb
+        return vals
+
+    # --- build -------------------------------------------------------------------
+    def data(self, name: str):
+        """The data array ``name`` as a cp.Parameter (parametric) or a constant."""
+        if self.construction == "parametric":
+            if name not in self.params:
+                self.params[name] = cp.Parameter(self._values[name].shape, name=name,
+                                                 value=self._values[name])
+            return self.params[name]
+        return self._values[name]
+
+    def _build(self) -> None:
+        net, T = self.network, self.T
+        K, N = net.n_branch, net.n_bus
+        self.params: dict[str, cp.Parameter] = {}
+        self.P = cp.Variable((K, T), name="P")
+        self.Q = cp.Variable((K, T), name="Q")
+        self.l = cp.Variable((K, T), name="l", nonneg=True)
+        self.v = cp.Variable((N, T), name="v", nonneg=True)
+        self.device_vars, self.storage_vars = {}, {}
+        for name, g in self.groups.items():
+            inc = self._incidence(g)
+            if isinstance(g, DeviceGroup):
+                p = cp.Variable((g.n, T), name=f"{name}.p")
+                q = cp.Variable((g.n, T), name=f"{name}.q") if f"{name}.q_min" in self._values else None
+                self.device_vars[name] = {"name": name, "group": g, "inc": inc, "p": p, "q": q, "p_net": p}
+            else:
+                p_ch = cp.Variable((g.n, T), name=f"{name}.p_ch", nonneg=True)
+                p_dis = cp.Variable((g.n, T), name=f"{name}.p_dis", nonneg=True)
+                q = cp.Variable((g.n, T), name=f"{name}.q") if g.reactive else None
+                self.storage_vars[name] = {"name": name, "group": g, "inc": inc, "p_ch": p_ch,
+                                           "p_dis": p_dis, "p_net": p_ch - p_dis, "q": q}
+        self.constraints = {name: f(self) for name, f in self.families.items()}
+        self.loss_pu = cp.sum(sp.diags(net.r_pu) @ self.l)
+        terms = [self.loss_pu * self.s_base * self.dt_h]  # kWh
+        terms += [t.weight * t.expression for t in self.extra_terms]
+        self.objective = cp.Minimize(cp.sum(cp.hstack(terms)) if len(terms) > 1 else terms[0])
+        self.problem = cp.Problem(self.objective, [c for cs in self.constraints.values() for c in cs])
+        self._compiled = None
+
+    def _incidence(self, g) -> sp.csr_matrix:
+        rows = self.network.bus_index(g.buses)
+        return sp.csr_matrix((np.ones(g.n), (rows, np.arange(g.n))), shape=(self.network.n_bus, g.n))
+
+    def net_demand_pu(self):
+        """Net demand per bus and hour [p.u.]: base load + Σ device net powers (load convention)."""
+        d_p = self.data("load_p")
+        d_q = self.data("load_q")
+        for g in list(self.device_vars.values()) + list(self.storage_vars.values()):
+            d_p = d_p + g["inc"] @ g["p_net"]
+            if g["q"] is not None:
+                d_q = d_q + g["inc"] @ g["q"]
+        return d_p, d_q
+
+    def add_objective_term(self, name: str, weight: float, expression) -> None:
+        """Add ``weight · expression`` to the objective (e.g. an energy cost) and rebuild."""
+        self.extra_terms.append(ObjectiveTerm(name, weight, expression))
+        self._build()
+
+    def is_dpp(self) -> bool:
+        return self.problem.is_dpp()
+
+    # --- re-solve with new data -----------------------------------------------------
+    def update(self, load_p_kw=None, load_q_kvar=None, devices=()) -> None:
+        """New loads and/or device data (same groups, same buses) for the next :meth:`solve`.
+
+        ``devices`` are groups replacing those of the same name; their structure (buses,
+        whether they have reactive power) must not change — build a new model for that.
+        """
+        t0 = time.perf_counter()
+        if load_p_kw is not None or load_q_kvar is not None:
+            p = self.load_p_kw if load_p_kw is None else load_p_kw
+            q = self.load_q_kvar if load_q_kvar is None else load_q_kvar
+            p, q = self._load_matrices(p, q)
+            if p.shape != self.load_p_kw.shape:
+                raise InputError(f"update: loads must keep shape {self.load_p_kw.shape}, got {p.shape}")
+            self.load_p_kw, self.load_q_kvar = p, q
+        for g in devices:
+            old = self.groups.get(g.name)
+            if old is None or type(old) is not type(g) or not np.array_equal(old.buses, g.buses):
+                raise InputError(f"update: device group '{g.name}' must replace an existing group "
+                                 "of the same type on the same buses")
+            self.groups[g.name] = g
+        new = self._data_values()
+        if set(new) != set(self._values):
+            raise InputError("update: the device data changed structure (e.g. reactive power "
+                             "switched on/off); build a new OPFModel instead")
+        self._values = new
+        if self.construction == "parametric":
+            for name, par in self.params.items():
+                par.value = new[name]
+        elif self.construction == "constant":
+            self._build()
+        else:  # rhs
+            if self._compiled is not None:
+                self._compiled["data"]["b"] = self._rhs_vector(new)
+        self.timings["update_s"] = time.perf_counter() - t0
+
+    # --- rhs construction ------------------------------------------------------------
+    def _data_vector(self, values: dict) -> np.ndarray:
+        return np.concatenate([values[k].ravel(order="F") for k in sorted(values)])
+
+    def _compile_rhs(self, solver: str) -> None:
+        """Compile once and learn the sparse map data → b (exact, verified)."""
+        base_values = self._values
+        x0 = self._data_vector(base_values)
+        delta = np.arange(1, x0.size + 1, dtype=float)
+        pert, off = {}, 0
+        for k in sorted(base_values):
+            a = base_values[k]
+            pert[k] = a + delta[off:off + a.size].reshape(a.shape, order="F")
+            off += a.size
+        self._values = pert
+        self._build()
+        data1, _, _ = self.problem.get_problem_data(solver, solver_opts={})
+        self._values = base_values
+        self._build()  # the problem that is kept and solved
+        data0, chain, inv = self.problem.get_problem_data(solver, solver_opts={})
+        db = data1["b"] - data0["b"]
+        rows = np.flatnonzero(np.abs(db) > 0.5)
+        mag = np.abs(db[rows])
+        idx = np.rint(mag).astype(int) - 1
+        ok = (np.allclose(mag, idx + 1, atol=1e-6) and idx.min(initial=0) >= 0
+              and idx.max(initial=0) < x0.size
+              and (data1["A"] != data0["A"]).nnz == 0)
+        M = sp.csr_matrix((np.sign(db[rows]), (rows, idx)), shape=(db.size, x0.size))
+        ok = ok and np.allclose(data0["b"] + M @ delta, data1["b"], atol=1e-8)
+        if not ok:
+            warnings.warn("construction='rhs': the data did not map one-to-one onto b; "
+                          "falling back to rebuilding with constants", stacklevel=3)
+            self.construction = "constant"
+            return
+        self._compiled = {"data": data0, "chain": chain, "inv": inv, "M": M, "x0": x0,
+                          "b0": data0["b"].copy(), "solver": solver}
+
+    def _rhs_vector(self, values: dict) -> np.ndarray:
+        c = self._compiled
+        return c["b0"] + c["M"] @ (self._data_vector(values) - c["x0"])
+
+    # --- solve ---------------------------------------------------------------------
+    def solve(self, solver: str | None = None, check: bool = True, **solver_opts) -> OPFResult:
+        """Solve and return an :class:`OPFResult`.
+
+        ``optimal_inaccurate`` is accepted with a warning; the result then carries the
+        relaxation-gap check, and :class:`OptimisationError` is raised only if the gap
+        exceeds tolerance (``check=True``). Infeasible or failed solves raise
+        :class:`OptimisationError` naming the constraint family, hours and buses found by
+        :func:`evsched.model.diagnose.locate_infeasibility`.
+        """
+        name = select_solver(solver)
+        t0 = time.perf_counter()
+        try:
+            if self.construction == "rhs":
+                if self._compiled is None or self._compiled["solver"] != name:
+                    self._compile_rhs(name)
+                if self.construction == "rhs":
+                    c = self._compiled
+                    c["data"]["b"] = self._rhs_vector(self._values)
+                    raw = c["chain"].solve_via_data(self.problem, c["data"], False, False, solver_opts)
+                    self.problem.unpack_results(raw, c["chain"], c["inv"])
+                else:
+                    self.problem.solve(solver=name, **solver_opts)
+            else:
+                self.problem.solve(solver=name, **solver_opts)
+        except cp.SolverError as exc:
+            raise OptimisationError(f"{self.describe()}: solver {name} failed ({exc})") from exc
+        wall = time.perf_counter() - t0
+        status = self.problem.status
+        if status not in ACCEPTED_STATUSES:
+            from evsched.model.diagnose import locate_infeasibility
+            detail = locate_infeasibility(self, name) if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE) else ""
+            raise OptimisationError(f"{self.describe()}: solver {name} returned '{status}'. {detail}".strip())
+        stats = self.problem.solver_stats
+        res = build_result(self, solver=name, status=status, wall_s=wall,
+                           solver_s=getattr(stats, "solve_time", None) or wall)
+        if status == cp.OPTIMAL_INACCURATE:
+            warnings.warn(f"{self.describe()}: {name} returned 'optimal_inaccurate'; "
+                          f"relaxation gap {res.max_relaxation_gap_rel:.1e} (relative) checked", stacklevel=2)
+        if check and res.max_relaxation_gap_rel > 1e-4:
+            warnings.warn(f"{self.describe()}: the SOC relaxation is not tight (max relative gap "
+                          f"{res.max_relaxation_gap_rel:.2e}); verify with evsched.powerflow", stacklevel=2)
+            if status == cp.OPTIMAL_INACCURATE:
+                raise OptimisationError(f"{self.describe()}: 'optimal_inaccurate' and a relaxation gap of "
+                                        f"{res.max_relaxation_gap_rel:.2e}: the result cannot be trusted")
+        return res
+
+    def describe(self) -> str:
+        groups = ", ".join(f"{g.name}[{g.n}]" for g in self.groups.values()) or "no devices"
+        return (f"OPF on '{self.network.name}' ({self.network.n_bus} buses × {self.T} steps, "
+                f"{groups}, V ∈ [{self.v_min_pu}, {self.v_max_pu}] p.u.)")

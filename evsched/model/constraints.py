@@ -1,0 +1,190 @@
+"""Constraint families of the multi-period branch-flow (DistFlow) model, one function each.
+
+Notation (per unit, ``S_base`` = network.s_base_kva, ``V_base`` = nominal voltage):
+branch k = (i → j) from parent i to child j, hours t = 0..T−1.
+
+=========  ===========================  ===================================
+symbol     cvxpy variable               meaning
+=========  ===========================  ===================================
+P, Q       ``m.P``, ``m.Q`` (K × T)     sending-end active/reactive flow on k
+ℓ          ``m.l`` (K × T)              squared current magnitude |I_k|²
+v          ``m.v`` (N × T)              squared voltage magnitude |V_i|²
+d, e       expressions (N × T)          net active/reactive demand per bus
+=========  ===========================  ===================================
+
+Every function is vectorised over (element × hour) with sparse incidence matrices
+``C_from``/``C_to`` (N × K); none loops over buses, branches or hours. Each returns a list of
+cvxpy constraints; the builder keeps them by family name so that duals and infeasibility
+diagnostics can be reported per family.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import cvxpy as cp
+import scipy.sparse as sp
+
+if TYPE_CHECKING:  # pragma: no cover
+    from evsched.model.builder import OPFModel
+
+
+def nodal_power_balance(m: "OPFModel") -> list[cp.Constraint]:
+    r"""Active and reactive power balance at every non-slack bus j and hour t.
+
+    .. math::
+        \sum_{k=(i,j)} (P_{k,t} - r_k \ell_{k,t}) - \sum_{k=(j,h)} P_{k,t} = d_{j,t}, \qquad
+        \sum_{k=(i,j)} (Q_{k,t} - x_k \ell_{k,t}) - \sum_{k=(j,h)} Q_{k,t} = e_{j,t}
+
+    i.e. ``C_to (P − r∘ℓ) − C_from P = d`` with ``d`` the net demand [p.u.] (load convention,
+    base load plus device powers). Shunt admittances are neglected (none in Baran & Wu).
+    The slack row is dropped: the substation supplies whatever is needed.
+    """
+    net, keep = m.network, m.nonslack
+    Ct = net.C_to[keep]
+    Cf = net.C_from[keep]
+    R = sp.diags(net.r_pu)
+    X = sp.diags(net.x_pu)
+    d_p, d_q = m.net_demand_pu()
+    return [
+        Ct @ (m.P - R @ m.l) - Cf @ m.P == d_p[keep],
+        Ct @ (m.Q - X @ m.l) - Cf @ m.Q == d_q[keep],
+    ]
+
+
+def voltage_drop(m: "OPFModel") -> list[cp.Constraint]:
+    r"""Voltage drop along every branch k = (i → j) and hour t.
+
+    .. math::
+        v_{j,t} = v_{i,t} - 2 (r_k P_{k,t} + x_k Q_{k,t}) + (r_k^2 + x_k^2)\,\ell_{k,t}
+
+    with ``v`` the squared voltage magnitude [p.u.²]; exact for the radial branch-flow
+    model once the phase angles are recovered (always possible on a tree).
+    """
+    net = m.network
+    A = (net.C_from - net.C_to).T.tocsr()  # K × N: v_i − v_j
+    R, X = sp.diags(net.r_pu), sp.diags(net.x_pu)
+    Z2 = sp.diags(net.r_pu ** 2 + net.x_pu ** 2)
+    return [A @ m.v == 2 * (R @ m.P + X @ m.Q) - Z2 @ m.l]
+
+
+def branch_current_cone(m: "OPFModel") -> list[cp.Constraint]:
+    r"""Second-order cone relaxation of the branch current definition.
+
+    The exact model has :math:`\ell_{k,t} v_{i,t} = P_{k,t}^2 + Q_{k,t}^2`; the relaxation
+    keeps the convex side
+
+    .. math::
+        \ell_{k,t}\, v_{i,t} \ge P_{k,t}^2 + Q_{k,t}^2
+        \iff \left\| \begin{bmatrix} 2P_{k,t} \\ 2Q_{k,t} \\ \ell_{k,t} - v_{i,t} \end{bmatrix}
+        \right\|_2 \le \ell_{k,t} + v_{i,t}
+
+    (a rotated cone, written as a standard SOC per branch and hour). The relaxation is exact
+    on radial feeders under mild conditions (Farivar & Low 2013; Gan, Li, Topcu & Low 2015);
+    :meth:`OPFResult.relaxation_gap` measures it after every solve.
+    """
+    K, T = m.P.shape
+    v_from = m.network.C_from.T @ m.v  # K × T: sending-end squared voltage
+    n = K * T
+
+    def flat(e):
+        return cp.reshape(e, (1, n), order="F")
+
+    X = cp.vstack([flat(2 * m.P), flat(2 * m.Q), flat(m.l - v_from)])
+    return [cp.SOC(cp.reshape(m.l + v_from, (n,), order="F"), X, axis=0)]
+
+
+def voltage_limits(m: "OPFModel") -> list[cp.Constraint]:
+    r"""Voltage band at every non-slack bus: :math:`\underline V^2 \le v_{j,t} \le \overline V^2` [p.u.²]."""
+    keep = m.nonslack
+    return [m.v[keep] >= m.v_min_pu ** 2, m.v[keep] <= m.v_max_pu ** 2]
+
+
+def slack_voltage(m: "OPFModel") -> list[cp.Constraint]:
+    r"""Fixed substation voltage :math:`v_{0,t} = V_0^2` [p.u.²] for every hour."""
+    return [m.v[m.network.slack] == m.v_slack_pu ** 2]
+
+
+def device_bounds(m: "OPFModel") -> list[cp.Constraint]:
+    r"""Box bounds of every :class:`DeviceGroup`:
+    :math:`\underline p \le p \le \overline p`, :math:`\underline q \le q \le \overline q` [p.u.]."""
+    cons = []
+    for g in m.device_vars.values():
+        if g["p"] is not None:
+            cons += [g["p"] >= m.data(f"{g['name']}.p_min"),
+                     g["p"] <= m.data(f"{g['name']}.p_max")]
+        if g["q"] is not None:
+            cons += [g["q"] >= m.data(f"{g['name']}.q_min"),
+                     g["q"] <= m.data(f"{g['name']}.q_max")]
+    return cons
+
+
+def apparent_power_limits(m: "OPFModel") -> list[cp.Constraint]:
+    r"""Inverter / charger apparent-power circles :math:`p_{i,t}^2 + q_{i,t}^2 \le s_{i,t}^2` [p.u.],
+    one cone per device and hour, for every device with a rating and a reactive variable."""
+    cons = []
+    for g in list(m.device_vars.values()) + list(m.storage_vars.values()):
+        s = g["group"].s_max_kva
+        if s is None or g["q"] is None:
+            continue
+        n_el = s.size
+        p = g["p_net"]
+        X = cp.vstack([cp.reshape(p, (1, n_el), order="F"), cp.reshape(g["q"], (1, n_el), order="F")])
+        t = cp.reshape(m.data(f"{g['name']}.s_max"), (n_el,), order="F")
+        cons.append(cp.SOC(t, X, axis=0))
+    return cons
+
+
+def storage_power_limits(m: "OPFModel") -> list[cp.Constraint]:
+    r"""Charge and discharge power of every :class:`StorageGroup`:
+    :math:`0 \le p^{ch} \le \overline p^{ch}`, :math:`0 \le p^{dis} \le \overline p^{dis}` [p.u.]
+    (non-negativity is declared on the variables)."""
+    cons = []
+    for g in m.storage_vars.values():
+        grp = g["group"]
+        cons += [g["p_ch"] <= m.data(f"{g['name']}.p_ch_max"),
+                 g["p_dis"] <= m.data(f"{g['name']}.p_dis_max")]
+        if g["q"] is not None and not grp.reactive:
+            cons.append(g["q"] == 0)
+    return cons
+
+
+def storage_energy(m: "OPFModel") -> list[cp.Constraint]:
+    r"""Energy state and envelope of every :class:`StorageGroup` [p.u.·h].
+
+    .. math::
+        E_{i,t} = E_{i,0} + \Delta t \sum_{\tau \le t} \left(\eta^c_i p^{ch}_{i,\tau}
+                  - p^{dis}_{i,\tau} / \eta^d_i\right), \qquad
+        \underline E_{i,t} \le E_{i,t} \le \overline E_{i,t}
+
+    with ``E`` at the end of step t. Written with ``cumsum`` along the hour axis, so no
+    separate state variable is needed.
+    """
+    cons = []
+    for g in m.storage_vars.values():
+        E = storage_energy_expression(m, g)
+        cons += [E >= m.data(f"{g['name']}.e_min"),
+                 E <= m.data(f"{g['name']}.e_max")]
+    return cons
+
+
+def storage_energy_expression(m: "OPFModel", g: dict):
+    """Net energy added since the start, ``E − E0`` (n × T) [p.u.·h]."""
+    grp = g["group"]
+    eta_c = sp.diags(grp.eta_charge)
+    inv_eta_d = sp.diags(1.0 / grp.eta_discharge)
+    flow = eta_c @ g["p_ch"] - inv_eta_d @ g["p_dis"]
+    return m.dt_h * cp.cumsum(flow, axis=1)
+
+
+FAMILIES = {
+    "nodal_power_balance": nodal_power_balance,
+    "voltage_drop": voltage_drop,
+    "branch_current_cone": branch_current_cone,
+    "slack_voltage": slack_voltage,
+    "voltage_limits": voltage_limits,
+    "device_bounds": device_bounds,
+    "apparent_power_limits": apparent_power_limits,
+    "storage_power_limits": storage_power_limits,
+    "storage_energy": storage_energy,
+}
+"""The default model: every family, in build order."""

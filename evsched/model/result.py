@@ -1,0 +1,125 @@
+"""The optimiser's result object: tidy frames in kW / kvar / p.u., the relaxation gap, metadata."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class OPFResult:
+    """Tidy results of one OPF solve.
+
+    Attributes
+    ----------
+    voltages : ``hour, bus, v_pu`` (magnitude, √v)
+    branches : ``hour, from_bus, to_bus, p_kw, q_kvar, loss_kw`` (sending-end flows,
+        loss ``r·ℓ``)
+    dispatch : ``hour, bus, device, name, p_kw, q_kvar`` for every controllable device
+        (load convention; ``device`` is the group's kind, ``name`` the group's name)
+    storage : ``hour, name, index, bus, energy_kwh, p_charge_kw, p_discharge_kw``
+    relaxation_gap : ``hour, from_bus, to_bus, gap_pu2`` = ``ℓ·v_i − P² − Q²`` [p.u.²]
+    net_demand : ``hour, bus, p_kw, q_kvar`` total net demand per bus (base load + devices)
+    solver, status : solver name and cvxpy status
+    solve_seconds : wall time of the solve call [s]; ``solver_seconds`` the solver's own time
+    """
+
+    voltages: pd.DataFrame
+    branches: pd.DataFrame
+    dispatch: pd.DataFrame
+    storage: pd.DataFrame
+    relaxation_gap: pd.DataFrame
+    net_demand: pd.DataFrame
+    objective: float
+    solver: str
+    status: str
+    solve_seconds: float
+    solver_seconds: float
+    dt_h: float = 1.0
+    max_relaxation_gap: float = 0.0
+    max_relaxation_gap_rel: float = 0.0
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def loss_kwh(self) -> float:
+        """Σ over branches and steps of r·ℓ·Δt [kWh]."""
+        return float(self.branches["loss_kw"].sum() * self.dt_h)
+
+    def loss_per_hour_kw(self) -> pd.Series:
+        return self.branches.groupby("hour")["loss_kw"].sum()
+
+    def v_matrix(self) -> pd.DataFrame:
+        """Voltages as a (bus × hour) frame."""
+        return self.voltages.pivot(index="bus", columns="hour", values="v_pu")
+
+    def net_demand_matrices(self) -> tuple[np.ndarray, np.ndarray]:
+        """Net demand ``(p_kw, q_kvar)`` as (bus × hour) arrays in the network's bus order."""
+        p = self.net_demand.pivot(index="bus", columns="hour", values="p_kw")
+        q = self.net_demand.pivot(index="bus", columns="hour", values="q_kvar")
+        order = self.meta["bus_ids"]
+        return p.loc[order].to_numpy(), q.loc[order].to_numpy()
+
+
+def _tidy(matrix: np.ndarray, hours, index_cols: dict, value_name: str) -> pd.DataFrame:
+    """(element × hour) matrix → long frame ``hour, <index cols>, value`` sorted by hour."""
+    n, T = matrix.shape
+    out = {"hour": np.repeat(hours, n)}
+    for k, v in index_cols.items():
+        out[k] = np.tile(np.asarray(v), T)
+    out[value_name] = matrix.T.ravel()
+    return pd.DataFrame(out)
+
+
+def build_result(m, solver: str, status: str, wall_s: float, solver_s: float) -> OPFResult:
+    """Read the solved cvxpy variables of ``m`` (an OPFModel) into an :class:`OPFResult`."""
+    net, sb, hours = m.network, m.s_base, m.hours
+    ids = net.bus_ids
+    P, Q, L, V = m.P.value, m.Q.value, m.l.value, m.v.value
+    V = np.maximum(V, 0.0)
+    f_ids, t_ids = ids[net.branch_from], ids[net.branch_to]
+    voltages = _tidy(np.sqrt(V), hours, {"bus": ids}, "v_pu")
+    br = _tidy(P * sb, hours, {"from_bus": f_ids, "to_bus": t_ids}, "p_kw")
+    br["q_kvar"] = (Q * sb).T.ravel()
+    br["loss_kw"] = (net.r_pu[:, None] * L * sb).T.ravel()
+    v_from = V[net.branch_from]
+    gap = L * v_from - P ** 2 - Q ** 2
+    scale = max(float(np.max(P ** 2 + Q ** 2)), 1e-12)
+    gap_df = _tidy(gap, hours, {"from_bus": f_ids, "to_bus": t_ids}, "gap_pu2")
+
+    d_p = m.load_p_kw.copy()
+    d_q = m.load_q_kvar.copy()
+    rows, srows = [], []
+    for g in list(m.device_vars.values()) + list(m.storage_vars.values()):
+        grp = g["group"]
+        p = np.asarray(g["p_net"].value) * sb
+        q = np.zeros_like(p) if g["q"] is None else g["q"].value * sb
+        bidx = net.bus_index(grp.buses)
+        np.add.at(d_p, bidx, p)
+        np.add.at(d_q, bidx, q)
+        df = _tidy(p, hours, {"bus": grp.buses, "device": [grp.kind] * grp.n,
+                              "name": [g["name"]] * grp.n}, "p_kw")
+        df["q_kvar"] = q.T.ravel()
+        rows.append(df)
+        if "p_ch" in g:
+            from evsched.model.constraints import storage_energy_expression
+            E = (storage_energy_expression(m, g).value * sb) + grp.energy_initial_kwh[:, None]
+            s = _tidy(E, hours, {"name": [g["name"]] * grp.n, "index": np.arange(grp.n),
+                                 "bus": grp.buses}, "energy_kwh")
+            s["p_charge_kw"] = (g["p_ch"].value * sb).T.ravel()
+            s["p_discharge_kw"] = (g["p_dis"].value * sb).T.ravel()
+            srows.append(s)
+    dispatch = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["hour", "bus", "device", "name", "p_kw", "q_kvar"])
+    storage = pd.concat(srows, ignore_index=True) if srows else pd.DataFrame(
+        columns=["hour", "name", "index", "bus", "energy_kwh", "p_charge_kw", "p_discharge_kw"])
+    nd = _tidy(d_p, hours, {"bus": ids}, "p_kw")
+    nd["q_kvar"] = d_q.T.ravel()
+    return OPFResult(
+        voltages=voltages, branches=br, dispatch=dispatch, storage=storage,
+        relaxation_gap=gap_df, net_demand=nd, objective=float(m.problem.value),
+        solver=solver, status=status, solve_seconds=wall_s, solver_seconds=solver_s,
+        dt_h=m.dt_h, max_relaxation_gap=float(np.max(np.abs(gap))),
+        max_relaxation_gap_rel=float(np.max(np.abs(gap)) / scale),
+        meta={"bus_ids": ids, "construction": m.construction, "network": net.name,
+              "v_min_pu": m.v_min_pu, "v_max_pu": m.v_max_pu, "v_slack_pu": m.v_slack_pu})
