@@ -100,7 +100,7 @@ class Network:
             lookup = {b: i for i, b in enumerate(self.bus_ids)}
             self._cache["lookup"] = lookup
         ids = np.atleast_1d(ids)
-        missing = [b for b in ids if b not in lookup]
+        missing = [b.item() if hasattr(b, "item") else b for b in ids if b not in lookup]
         if missing:
             raise NetworkDataError(
                 f"network '{self.name}': unknown bus id(s) {missing[:5]}; "
@@ -326,11 +326,22 @@ def build_network(buses: pd.DataFrame, lines: pd.DataFrame, name: str = "network
     slack = int(slack_rows[0])
     live = lines[lines["in_service"]]
     n = len(buses)
-    if len(live) != n - 1:
-        raise NetworkDataError(
-            f"{line_source}: field 'in_service': a radial feeder of {n} buses needs exactly "
-            f"{n - 1} in-service lines, found {len(live)}"
-            + (" (a loop: open a tie line)" if len(live) > n - 1 else " (some bus is cut off)"))
+    root = list(range(n))  # union-find: the first in-service line that closes a loop is named
+
+    def find(a: int) -> int:
+        while root[a] != a:
+            root[a] = root[root[a]]
+            a = root[a]
+        return a
+
+    for li, (f, t) in zip(live.index, zip(live["from_bus"], live["to_bus"])):
+        a, b = find(lookup[f]), find(lookup[t])
+        if a == b:
+            raise input_error(line_source, f"{row(li)} ({f}-{t})", "in_service", True,
+                              f"this in-service line closes a loop; a radial feeder of {n} buses "
+                              f"needs exactly {n - 1} in-service lines (found {len(live)}): "
+                              "open a tie line", NetworkDataError)
+        root[a] = b
     # breadth-first orientation away from the slack bus
     adj: dict[int, list[tuple[int, int]]] = {i: [] for i in range(n)}
     for li, (f, t) in zip(live.index, zip(live["from_bus"], live["to_bus"])):
@@ -353,7 +364,8 @@ def build_network(buses: pd.DataFrame, lines: pd.DataFrame, name: str = "network
         i = int(np.flatnonzero(~seen)[0])
         raise input_error(bus_source, f"{row(i)} (bus {ids[i]})", "bus", ids[i],
                           f"not connected to the slack bus by in-service lines of {line_source} "
-                          "(the in-service lines contain a loop elsewhere)", NetworkDataError)
+                          f"({len(live)} in-service lines for {n} buses; a feeder needs {n - 1})",
+                          NetworkDataError)
     b_line = np.array(b_line, dtype=int)
     z_base = buses["vn_kv"].iloc[0] ** 2 / (s_base_kva / 1e3)
     return Network(

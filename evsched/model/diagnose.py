@@ -74,10 +74,14 @@ def locate_infeasibility(model, solver: str) -> str:
         if len(bad) == 0:
             continue
         hours = sorted({int(model.hours[t]) for _, t in bad})
-        where = sorted({str(labels[i]) for i, _ in bad}, key=lambda s: (len(s), s))
-        worst = float(val.max())
-        parts.append(f"{family} binds at hour(s) {hours} for {kind}(s) {where[:12]}"
-                     + (" …" if len(where) > 12 else "") + f" (largest violation {worst:.3g} p.u.)")
+        severity = val.max(axis=1)
+        order = [i for i in np.argsort(-severity, kind="stable") if severity[i] > SLACK_TOL]
+        where = [str(labels[i]) for i in order]
+        i_w, t_w = np.unravel_index(int(np.argmax(val)), val.shape)
+        parts.append(f"{family} binds at hour(s) {hours} for {len(where)} {kind}(s), worst first "
+                     f"{where[:12]}" + (" …" if len(where) > 12 else "")
+                     + f"; largest violation {float(val.max()):.3g} p.u. at {kind} {labels[i_w]}, "
+                     f"hour {int(model.hours[t_w])}")
     if not parts:
         return "The elastic re-solve needed no slack: the original failure is numerical; try another solver."
     return "Infeasible because: " + "; ".join(parts) + "."
