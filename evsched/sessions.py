@@ -1,0 +1,244 @@
+r"""From reservations to per-hour individual constraints on the day's hourly grid.
+
+Time grid
+---------
+``T = 24`` hourly steps; step ``t`` covers clock time ``[t, t+1)`` h, ``Δt = 1`` h. Powers
+are hourly averages [kW] (load convention: charging > 0), energies are **battery-side**
+[kWh] at the end of a step. A reservation is present during ``[a, a + stay)`` where
+``a = arrival_hour`` and ``stay = departure_hour + 24·departure_day − a``; fractional hours
+enter through the **presence fraction** ``f[t] ∈ [0, 1]``, the share of step t the EV is
+plugged in, which scales its power limits: ``p_ch[t] ≤ f[t]·P``.
+
+Overnight stays: the representative (periodic) day
+-------------------------------------------------
+The study optimises one representative day that repeats (day-ahead, same reservations every
+day). An EV arriving at 18:00 and leaving at 07:00 is therefore seen by the day's horizon
+twice: from 18:00 to 24:00 (today's arrival) and from 00:00 to 07:00 (the same reservation
+made the previous evening). Each overnight reservation is split at midnight into an
+**evening session** ``[a, 24)`` and a **morning session** ``[0, d)``, coupled by a fixed
+**midnight handover energy**
+
+.. math:: E_{mid} = E_a + \max(E_{dep} − E_a, 0)\,\frac{24 − a}{stay}   \quad
+          (E_{mid} = E_a \text{ for discharge-only})
+
+(the energy need split pro rata to the hours plugged in before and after midnight, which is
+feasible whenever the whole reservation is). The evening session must end *exactly* at
+``E_mid`` and the morning session starts from it, so the battery energy is continuous across
+midnight and no energy is created by the day boundary. The price is a restriction: the
+optimiser cannot move energy between the evening and the morning of one stay. It applies
+equally to the aggregated and to the exact per-EV model; :mod:`evsched.disaggregation`
+verifies each reservation over its whole stay independently of the split.
+
+Per-session bounds (cumulative energy delivered since hour 0)
+-------------------------------------------------------------
+For session s with initial energy ``E0`` (``E_a``, or ``E_mid`` for a morning session),
+``x[t] = Σ_{τ≤t} (η·p_ch[τ] − p_dis[τ]/η)·Δt`` is the battery energy delivered since hour 0
+(0 before arrival, constant after departure). With ``c_in[t] = Σ_{τ≤t} f[τ]``,
+``c_rem[t] = Σ_{τ>t} f[τ]`` (plugged-in hours so far / still to come), charge and discharge
+rates ``r_c = η·P_ch``, ``r_d = P_dis/η`` [kWh per plugged-in hour], SOC box
+``[E_floor − E0, E_ceil − E0]`` with ``E_floor = min(soc_min, soc_arrival)·B`` and
+``E_ceil = max(soc_max, soc_arrival)·B``, and departure target interval
+``[x_lo^end, x_hi^end]`` (``[E_dep − E0, E_ceil − E0]``, or ``{E_mid − E_a}`` for an evening
+session), the set of reachable ``x[t]`` is exactly the interval
+
+.. math::
+    x_{lo}[t] = \max(E_{floor} − E_0,\; −r_d c_{in}[t],\; x^{end}_{lo} − r_c c_{rem}[t])
+    \qquad
+    x_{hi}[t] = \min(E_{ceil} − E_0,\; r_c c_{in}[t],\; x^{end}_{hi} + r_d c_{rem}[t])
+
+(forward reachability from E0 ∩ backward reachability to the target ∩ the SOC box); before
+arrival it collapses to ``{0}`` and after departure to the target interval.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+T_HOURS = 24
+KINDS = ("day", "evening", "morning")
+
+
+@dataclass
+class Sessions:
+    """Per-session arrays on the day grid (S sessions × T hours). Energies battery-side [kWh].
+
+    Attributes
+    ----------
+    ev_id, station, bus, mode, kind : (S,) — reservation id, station bus, EV's bus,
+        mode, and 'day' / 'evening' / 'morning'
+    res_index : (S,) row of the reservation in :attr:`reservations`
+    presence : (S, T) presence fraction f
+    p_charge_max_kw, p_discharge_max_kw, s_max_kva : (S, T) hour-average limits f·P
+    energy_min_kwh, energy_max_kwh : (S, T) bounds on x (energy delivered since hour 0)
+    soc_box_min_kwh, soc_box_max_kwh : (S,) SOC box ``E_floor − E0``, ``E_ceil − E0``
+    target_min_kwh, target_max_kwh : (S,) bounds on x at and after departure
+    e0_kwh : (S,) battery energy at the session start (on arrival, or at midnight)
+    eta : (S,) one-way efficiency
+    charger_kw : (S,) charger rating
+    reservations : the typed reservation frame the sessions come from
+    """
+
+    ev_id: np.ndarray
+    res_index: np.ndarray
+    station: np.ndarray
+    bus: np.ndarray
+    mode: np.ndarray
+    kind: np.ndarray
+    presence: np.ndarray
+    p_charge_max_kw: np.ndarray
+    p_discharge_max_kw: np.ndarray
+    s_max_kva: np.ndarray
+    energy_min_kwh: np.ndarray
+    energy_max_kwh: np.ndarray
+    soc_box_min_kwh: np.ndarray
+    soc_box_max_kwh: np.ndarray
+    target_min_kwh: np.ndarray
+    target_max_kwh: np.ndarray
+    e0_kwh: np.ndarray
+    eta: np.ndarray
+    charger_kw: np.ndarray
+    reservations: pd.DataFrame
+
+    @property
+    def n(self) -> int:
+        return len(self.ev_id)
+
+    @property
+    def T(self) -> int:
+        return self.presence.shape[1]
+
+    def frame(self) -> pd.DataFrame:
+        """Tidy per-session, per-hour table (``ev_id, kind, station, hour, presence, ...``)."""
+        S, T = self.presence.shape
+        return pd.DataFrame({
+            "ev_id": np.repeat(self.ev_id, T), "kind": np.repeat(self.kind, T),
+            "station": np.repeat(self.station, T), "hour": np.tile(np.arange(T), S),
+            "presence": self.presence.ravel(),
+            "p_charge_max_kw": self.p_charge_max_kw.ravel(),
+            "p_discharge_max_kw": self.p_discharge_max_kw.ravel(),
+            "energy_min_kwh": self.energy_min_kwh.ravel(),
+            "energy_max_kwh": self.energy_max_kwh.ravel(),
+        })
+
+
+def stay_presence(reservations: pd.DataFrame, horizon_h: int = 2 * T_HOURS) -> np.ndarray:
+    """Presence fraction on an absolute grid of ``horizon_h`` hours from today's 00:00.
+
+    ``F[i, j] = |[a_i, a_i + stay_i) ∩ [j, j+1)|`` (N × horizon_h); columns 24..47 are the
+    next day (where overnight stays end).
+    """
+    a = reservations["arrival_hour"].to_numpy(float)
+    e = a + stay_hours(reservations)
+    j = np.arange(horizon_h, dtype=float)
+    return np.clip(np.minimum(e[:, None], j + 1) - np.maximum(a[:, None], j), 0.0, 1.0)
+
+
+def stay_hours(reservations: pd.DataFrame) -> np.ndarray:
+    """``departure_hour + 24·departure_day − arrival_hour`` [h]."""
+    r = reservations
+    return (r["departure_hour"].to_numpy(float) + 24 * r["departure_day"].to_numpy(float)
+            - r["arrival_hour"].to_numpy(float))
+
+
+def _energies(r: pd.DataFrame):
+    B = r["battery_kwh"].to_numpy(float)
+    soc_a = r["soc_arrival"].to_numpy(float)
+    e_a = soc_a * B
+    e_dep = r["soc_departure_min"].to_numpy(float) * B
+    e_floor = np.minimum(r["soc_min"].to_numpy(float), soc_a) * B
+    e_ceil = np.maximum(r["soc_max"].to_numpy(float), soc_a) * B
+    return B, e_a, e_dep, e_floor, e_ceil
+
+
+def build_sessions(reservations: pd.DataFrame) -> Sessions:
+    """Split validated reservations into day / evening / morning sessions with their bounds.
+
+    ``reservations`` must have passed :func:`evsched.reservations.validate_reservations`.
+    """
+    r = reservations.reset_index(drop=True)
+    N, T = len(r), T_HOURS
+    F = stay_presence(r)
+    stay = stay_hours(r)
+    a = r["arrival_hour"].to_numpy(float)
+    mode = r["mode"].to_numpy(str)
+    B, e_a, e_dep, e_floor, e_ceil = _energies(r)
+    overnight = a + stay > T + 1e-9
+    can_charge = mode != "discharge"
+    e_mid = e_a + np.where(can_charge, np.maximum(e_dep - e_a, 0.0), 0.0) * (T - a) / stay
+
+    # rows: every reservation's first session (day or evening), then overnight mornings
+    first = np.arange(N)
+    morning = np.flatnonzero(overnight)
+    idx = np.concatenate([first, morning])
+    kind = np.concatenate([np.where(overnight, "evening", "day"), np.full(len(morning), "morning")])
+    presence = np.concatenate([F[:, :T], F[morning, T:2 * T]])
+    e0 = np.concatenate([e_a, e_mid[morning]])
+    tgt_lo = np.concatenate([np.where(overnight, e_mid, e_dep) - e_a, e_dep[morning] - e_mid[morning]])
+    tgt_hi = np.concatenate([np.where(overnight, e_mid, e_ceil) - e_a, e_ceil[morning] - e_mid[morning]])
+    box_lo = e_floor[idx] - e0
+    box_hi = e_ceil[idx] - e0
+
+    m = mode[idx]
+    eta = r["efficiency"].to_numpy(float)[idx]
+    P = r["charger_kw"].to_numpy(float)[idx]
+    S_kva = r["charger_kva"].to_numpy(float)[idx]
+    pc = np.where(m != "discharge", P, 0.0)
+    pd_ = np.where(m != "charge", P, 0.0)
+    c_in = np.cumsum(presence, axis=1)
+    c_rem = presence.sum(axis=1, keepdims=True) - c_in
+    rc, rd = (eta * pc)[:, None], (pd_ / eta)[:, None]
+    x_lo = np.maximum.reduce([np.broadcast_to(box_lo[:, None], presence.shape), -rd * c_in,
+                              tgt_lo[:, None] - rc * c_rem])
+    x_hi = np.minimum.reduce([np.broadcast_to(box_hi[:, None], presence.shape), rc * c_in,
+                              tgt_hi[:, None] + rd * c_rem])
+    # the interval is non-empty for every valid reservation; snap round-off, refuse the rest
+    empty = x_lo > x_hi + 1e-6
+    if empty.any():
+        s, t = np.argwhere(empty)[0]
+        raise ValueError(f"reservation {r['ev_id'].iloc[idx[s]]!r} ({kind[s]} session) has no "
+                         f"feasible energy at hour {t}: validate the reservations first")
+    x_lo = np.minimum(x_lo, x_hi)
+    return Sessions(
+        ev_id=r["ev_id"].to_numpy(str)[idx], res_index=idx,
+        station=r["station"].to_numpy(int)[idx], bus=r["bus"].to_numpy(int)[idx],
+        mode=m, kind=kind, presence=presence,
+        p_charge_max_kw=pc[:, None] * presence, p_discharge_max_kw=pd_[:, None] * presence,
+        s_max_kva=S_kva[:, None] * presence, energy_min_kwh=x_lo, energy_max_kwh=x_hi,
+        soc_box_min_kwh=box_lo, soc_box_max_kwh=box_hi, target_min_kwh=tgt_lo,
+        target_max_kwh=tgt_hi, e0_kwh=e0, eta=eta, charger_kw=P, reservations=r)
+
+
+def uncontrolled_charging(reservations: pd.DataFrame, target: str = "departure") -> np.ndarray:
+    """"Dumb" charging: each EV charges at full power from arrival until its target is met.
+
+    Target energy ``E_dep = soc_departure_min·B`` (``target="departure"``) or
+    ``soc_max·B`` (``"full"``). In stay time, the battery receives
+    ``min(Σ_{j≤k} η·P·F[j], E_target − E_a)`` by the end of absolute hour k; grid power is
+    that increment / η. Overnight stays wrap onto the representative day (hours 24..47 fold
+    onto 0..23). Discharge-only EVs do not charge; nobody discharges.
+
+    Returns
+    -------
+    (N, 24) grid-side charging power per reservation [kW] (hour averages).
+    """
+    if target not in ("departure", "full"):
+        raise ValueError(f"target must be 'departure' or 'full', got {target!r}")
+    r = reservations.reset_index(drop=True)
+    F = stay_presence(r)
+    B, e_a, e_dep, _, e_ceil = _energies(r)
+    e_t = e_dep if target == "departure" else r["soc_max"].to_numpy(float) * B
+    need = np.where(r["mode"].to_numpy(str) != "discharge", np.maximum(e_t - e_a, 0.0), 0.0)
+    eta = r["efficiency"].to_numpy(float)
+    cap = eta[:, None] * r["charger_kw"].to_numpy(float)[:, None] * F
+    delivered = np.minimum(np.cumsum(cap, axis=1), need[:, None])
+    p = np.diff(delivered, axis=1, prepend=0.0) / eta[:, None]
+    return p[:, :T_HOURS] + p[:, T_HOURS:]
+
+
+def per_bus_hour(values: np.ndarray, buses: np.ndarray, network) -> np.ndarray:
+    """Sum per-row (R, T) values onto network buses → (n_bus, T) in internal bus order."""
+    out = np.zeros((network.n_bus, values.shape[1]))
+    np.add.at(out, network.bus_index(buses), values)
+    return out
