@@ -31,7 +31,7 @@ which for home EVs covers the night valley. Peak hours come from a TOU frame
 proportional to nominal demand ``p_kw`` (a proxy for where people live and work); it reserves
 at the nearest station (the paper uses proximity only) by along-feeder distance — the sum of
 branch impedance magnitudes ``|r + jx|`` [Ω] on the path — or by straight-line distance
-between bus coordinates (``distance="euclidean"``). Ties go to the lower station id.
+between bus coordinates (``station_distance="euclidean"``). Ties go to the lower station id.
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ class FleetConfig:
     """Parameters of :func:`generate_fleet` (units in the names; ranges checked by :meth:`validate`)."""
 
     n_evs: int = 500                      # number of EVs, 1..100000
-    seed: int = 20240501                  # RNG seed, >= 0
+    fleet_seed: int = 20240501            # RNG seed, >= 0
     battery_kwh: float = 50.0             # battery capacity [kWh], > 0
     charger_kw: float = 7.0               # charger active rating [kW], > 0
     charger_kva: float = 7.7              # charger apparent rating [kVA], >= charger_kw
@@ -84,7 +84,7 @@ class FleetConfig:
     soc_max: float = 0.9                  # charging ceiling, soc_min..1
     v2g_share: float = 0.3                # willingness to discharge among eligible owners, 0..1
     station_buses: tuple = DEFAULT_STATION_BUSES  # bus ids of the stations
-    distance: str = "feeder"              # 'feeder' (along-feeder |z|) or 'euclidean'
+    station_distance: str = "feeder"      # 'feeder' (along-feeder |z|) or 'euclidean'
     resolution_h: float = 1.0             # time rounding [h]: 1, 0.5, 0.25, ...; divides 1
     min_stay_h: float = 1.0               # shortest stay [h], resolution_h..12
     peak_hours: tuple = DEFAULT_PEAK_HOURS  # clock hours 0..23 of the TOU peak
@@ -117,7 +117,7 @@ class FleetConfig:
 
         need(isinstance(self.n_evs, (int, np.integer)) and 1 <= self.n_evs <= 100_000,
              "n_evs", "must be a whole number in 1..100000")
-        need(isinstance(self.seed, (int, np.integer)) and self.seed >= 0, "seed",
+        need(isinstance(self.fleet_seed, (int, np.integer)) and self.fleet_seed >= 0, "fleet_seed",
              "must be a whole number >= 0")
         for name in ("battery_kwh", "charger_kw"):
             need(np.isfinite(getattr(self, name)) and getattr(self, name) > 0, name, "must be > 0")
@@ -144,7 +144,7 @@ class FleetConfig:
             need(0 <= getattr(self, name) <= 12, name, "must be in [0, 12] h")
         need(len(self.station_buses) >= 1 and len(set(self.station_buses)) == len(self.station_buses),
              "station_buses", "must list at least one bus id, without repeats")
-        need(self.distance in ("feeder", "euclidean"), "distance", "must be 'feeder' or 'euclidean'")
+        need(self.station_distance in ("feeder", "euclidean"), "station_distance", "must be 'feeder' or 'euclidean'")
         need(self.resolution_h > 0 and abs(1 / self.resolution_h - round(1 / self.resolution_h)) < 1e-9,
              "resolution_h", "must divide one hour (1, 0.5, 0.25, ...)")
         need(self.resolution_h <= self.min_stay_h <= 12, "min_stay_h", "must be in [resolution_h, 12] h")
@@ -215,7 +215,7 @@ def generate_fleet(network, config: FleetConfig | None = None, tou: pd.DataFrame
         cfg = cfg.with_tou(tou)
     cfg.validate()
     network.bus_index(list(cfg.station_buses))  # unknown station bus → NetworkDataError
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(cfg.fleet_seed)
     n = cfg.n_evs
     # fixed draw order (determinism): segment, times, SOCs, location, willingness
     home = rng.random(n) < cfg.home_share
@@ -246,7 +246,7 @@ def generate_fleet(network, config: FleetConfig | None = None, tou: pd.DataFrame
     load_buses = network.buses.loc[network.buses["p_kw"] > 0, ["bus", "p_kw"]]
     w = load_buses["p_kw"].to_numpy(float)
     bus = load_buses["bus"].to_numpy()[np.searchsorted(np.cumsum(w) / w.sum(), u[2], side="right")]
-    station = nearest_station(network, bus, cfg.station_buses, cfg.distance)
+    station = nearest_station(network, bus, cfg.station_buses, cfg.station_distance)
 
     willing = rng.random(n) < cfg.v2g_share
     covers_peak = _covers_hours(arr, arr + stay, cfg.peak_hours)
