@@ -1,0 +1,220 @@
+"""Time-of-use (TOU) periods and prices from a 24-hour forecast curve.
+
+Rule (hours 0..23, the day treated as a circle so a valley may run across midnight)
+-----------------------------------------------------------------------------------
+1. **Levels.** With :math:`L_h` the forecast [kW], :math:`Q_v` and :math:`Q_p` its
+   ``valley_quantile`` and ``peak_quantile`` quantiles (NumPy linear interpolation over the
+   24 values): valley if :math:`L_h \\le Q_v`, else peak if :math:`L_h \\ge Q_p`, else flat.
+   A curve whose range is below 1e-9 of its magnitude is all flat.
+2. **Minimum block length.** While some block (maximal run of equal labels on the circle)
+   is shorter than ``min_block_h`` and the day has more than one block: take the shortest
+   such block (earliest start on ties) and relabel it as the neighbouring block whose mean
+   load is closest to its own (the earlier neighbour on ties). Each step removes at least
+   one block, so the loop ends; afterwards every block lasts ≥ ``min_block_h`` hours.
+3. **Sharp peak / deep valley (optional).** Inside the peak blocks, the window of
+   ``sharp_peak_h`` consecutive hours with the highest mean load becomes sharp-peak; inside
+   the valley blocks the ``deep_valley_h`` window with the lowest mean load becomes
+   deep-valley. A window is only allowed where the rest of its block is empty or still at
+   least ``min_block_h`` long, so contiguity is kept. If no block admits a window, none is
+   set and a warning is logged. ``0`` disables.
+4. **Prices.** :math:`\\pi_h = \\pi_{flat}\\, r_{period(h)}` [currency/kWh] with ratios
+   :math:`r` relative to flat (= 1). Defaults (:data:`DEFAULT_RATIOS`) follow the Zhejiang
+   rule quoted in the study: sharp-peak 2.05, peak 1.85, flat 1, valley 0.4, deep-valley 0.2.
+
+Output: the tidy table ``hour, period, price_per_kwh`` (:func:`tou_table`).
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from evsched.errors import input_error
+
+logger = logging.getLogger(__name__)
+
+PERIODS = ("deep_valley", "valley", "flat", "peak", "sharp_peak")
+DEFAULT_RATIOS = {"sharp_peak": 2.05, "peak": 1.85, "flat": 1.0, "valley": 0.4, "deep_valley": 0.2}
+PARAM_SOURCE = "notebook parameters"
+
+
+def blocks(periods) -> pd.DataFrame:
+    """Maximal runs of equal labels on the 24-hour circle.
+
+    Returns ``period, start_hour, length_h, hours`` (a run crossing midnight starts at its
+    first hour before midnight); a day with one label is a single block starting at 0.
+    """
+    lab = list(periods)
+    n = len(lab)
+    if all(x == lab[0] for x in lab):
+        return pd.DataFrame({"period": [lab[0]], "start_hour": [0], "length_h": [n],
+                             "hours": [list(range(n))]})
+    starts = [h for h in range(n) if lab[h] != lab[h - 1]]
+    out = []
+    for i, s in enumerate(starts):
+        e = starts[(i + 1) % len(starts)]
+        length = (e - s) % n
+        out.append({"period": lab[s], "start_hour": s, "length_h": length,
+                    "hours": [(s + k) % n for k in range(length)]})
+    return pd.DataFrame(out)
+
+
+def _merge_short_blocks(labels: np.ndarray, load: np.ndarray, min_block_h: int) -> np.ndarray:
+    labels = labels.copy()
+    while True:
+        b = blocks(labels)
+        short = b[b.length_h < min_block_h]
+        if len(b) == 1 or short.empty:
+            return labels
+        i = short.sort_values(["length_h", "start_hour"], kind="stable").index[0]
+        me = load[b.at[i, "hours"]].mean()
+        prev_i, next_i = (i - 1) % len(b), (i + 1) % len(b)
+        d_prev = abs(load[b.at[prev_i, "hours"]].mean() - me)
+        d_next = abs(load[b.at[next_i, "hours"]].mean() - me)
+        target = prev_i if d_prev <= d_next else next_i
+        labels[b.at[i, "hours"]] = b.at[target, "period"]
+
+
+def _place_window(labels: np.ndarray, load: np.ndarray, inside: str, new: str, width: int,
+                  min_block_h: int, highest: bool) -> np.ndarray:
+    if width == 0:
+        return labels
+    best, best_score = None, None
+    for _, blk in blocks(labels).iterrows():
+        if blk.period != inside or blk.length_h < width:
+            continue
+        for off in range(blk.length_h - width + 1):
+            left, right = off, blk.length_h - width - off
+            if any(0 < r < min_block_h for r in (left, right)):
+                continue
+            hours = blk.hours[off:off + width]
+            score = load[hours].mean() * (1 if highest else -1)
+            if best_score is None or score > best_score + 1e-12:
+                best, best_score = hours, score
+    if best is None:
+        logger.warning("TOU: no %s block admits a %d-hour %s window with min_block_h=%d; none set",
+                       inside, width, new, min_block_h)
+        return labels
+    labels = labels.copy()
+    labels[best] = new
+    return labels
+
+
+def classify_hours(load_kw, *, peak_quantile: float = 0.75, valley_quantile: float = 0.35,
+                   min_block_h: int = 2, sharp_peak_h: int = 2, deep_valley_h: int = 2) -> np.ndarray:
+    """Label each of the 24 hours with a period of :data:`PERIODS` (rule in the module docstring).
+
+    Parameters
+    ----------
+    load_kw : 24 values of the forecast curve [kW] (hours 0..23)
+    peak_quantile, valley_quantile : quantile levels in (0, 1), valley < peak
+    min_block_h : minimum block length [h], 1..8
+    sharp_peak_h, deep_valley_h : window lengths [h], 0 (off) or ≥ ``min_block_h``
+    """
+    load = np.asarray(load_kw, dtype=float)
+    if load.shape != (24,) or not np.isfinite(load).all():
+        raise input_error("TOU curve", "argument", "load_kw", f"shape {load.shape}",
+                          "must be 24 finite hourly values (hours 0..23)")
+    if load.max() - load.min() <= 1e-9 * max(1.0, np.abs(load).max()):
+        return np.array(["flat"] * 24, dtype=object)
+    q_v, q_p = np.quantile(load, valley_quantile), np.quantile(load, peak_quantile)
+    labels = np.where(load <= q_v, "valley", np.where(load >= q_p, "peak", "flat")).astype(object)
+    labels = _merge_short_blocks(labels, load, min_block_h)
+    labels = _place_window(labels, load, "peak", "sharp_peak", sharp_peak_h, min_block_h, True)
+    labels = _place_window(labels, load, "valley", "deep_valley", deep_valley_h, min_block_h, False)
+    return labels
+
+
+def tou_table(load_kw, *, flat_price_per_kwh: float = 0.65, ratios: dict | None = None,
+              **rule) -> pd.DataFrame:
+    """Tidy TOU table ``hour, period, price_per_kwh`` for a 24-hour curve.
+
+    ``price_per_kwh = flat_price_per_kwh * ratios[period]`` [currency/kWh]; ``rule`` are the
+    keyword arguments of :func:`classify_hours`.
+    """
+    r = dict(DEFAULT_RATIOS if ratios is None else {**DEFAULT_RATIOS, **ratios})
+    periods = classify_hours(load_kw, **rule)
+    return pd.DataFrame({"hour": np.arange(24), "period": periods,
+                         "price_per_kwh": [flat_price_per_kwh * r[p] for p in periods]})
+
+
+def net_load_kw(feeder: pd.DataFrame, renewables: pd.DataFrame, pv_kw: float = 0.0,
+                wt_kw: float = 0.0) -> np.ndarray:
+    """Net feeder load [kW] per hour: ``p_kw − pv_kw·a_pv − wt_kw·a_wt`` (``a`` availability p.u.)."""
+    a = renewables.pivot(index="hour", columns="site", values="availability_pu").reindex(range(24))
+    p = feeder.set_index("hour")["p_kw"].reindex(range(24)).to_numpy()
+    return p - pv_kw * a["pv"].to_numpy() - wt_kw * a["wt"].to_numpy()
+
+
+def check_params(flat_price_per_kwh: float = 0.65, tou_ratio_sharp_peak: float = 2.05,
+                 tou_ratio_peak: float = 1.85, tou_ratio_valley: float = 0.4,
+                 tou_ratio_deep_valley: float = 0.2, tou_peak_quantile: float = 0.75,
+                 tou_valley_quantile: float = 0.35, tou_min_block_h: int = 2,
+                 tou_sharp_peak_h: int = 2, tou_deep_valley_h: int = 2, tou_pv_kw: float = 0.0,
+                 tou_wt_kw: float = 0.0) -> dict:
+    """Validate the TOU parameters of notebook 02; return ``ratios`` and ``rule`` dicts.
+
+    Allowed: ``flat_price_per_kwh`` in (0, 10]; ratios ``0 < deep_valley ≤ valley ≤ 1 ≤ peak
+    ≤ sharp_peak ≤ 10``; ``0 < valley_quantile < peak_quantile < 1``; ``tou_min_block_h``
+    integer 1..8; ``tou_sharp_peak_h``, ``tou_deep_valley_h`` 0 or ``min_block_h``..8;
+    ``tou_pv_kw``, ``tou_wt_kw`` in [0, 20000] kW.
+    """
+    def num(name, v, lo, hi, lo_open=False):
+        ok = isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) \
+            and np.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi
+        if not ok:
+            raise input_error(PARAM_SOURCE, "parameter", name, v,
+                              f"must be a number in {'(' if lo_open else '['}{lo}, {hi}]")
+        return float(v)
+
+    def integer(name, v, allowed: str, ok):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not ok(v):
+            raise input_error(PARAM_SOURCE, "parameter", name, v, f"must be an integer {allowed}")
+        return int(v)
+
+    num("flat_price_per_kwh", flat_price_per_kwh, 0, 10, lo_open=True)
+    dv = num("tou_ratio_deep_valley", tou_ratio_deep_valley, 0, 1, lo_open=True)
+    v = num("tou_ratio_valley", tou_ratio_valley, 0, 1, lo_open=True)
+    p = num("tou_ratio_peak", tou_ratio_peak, 1, 10)
+    sp = num("tou_ratio_sharp_peak", tou_ratio_sharp_peak, 1, 10)
+    if dv > v:
+        raise input_error(PARAM_SOURCE, "parameter", "tou_ratio_deep_valley", dv,
+                          f"must not exceed tou_ratio_valley = {v}")
+    if sp < p:
+        raise input_error(PARAM_SOURCE, "parameter", "tou_ratio_sharp_peak", sp,
+                          f"must be at least tou_ratio_peak = {p}")
+    qv = num("tou_valley_quantile", tou_valley_quantile, 0, 1, lo_open=True)
+    qp = num("tou_peak_quantile", tou_peak_quantile, 0, 1, lo_open=True)
+    if not qv < qp < 1:
+        raise input_error(PARAM_SOURCE, "parameter", "tou_peak_quantile", qp,
+                          f"must satisfy tou_valley_quantile ({qv}) < tou_peak_quantile < 1")
+    mb = integer("tou_min_block_h", tou_min_block_h, "in 1..8", lambda x: 1 <= x <= 8)
+    sh = integer("tou_sharp_peak_h", tou_sharp_peak_h, f"0 or in {mb}..8 (tou_min_block_h..8)",
+                 lambda x: x == 0 or mb <= x <= 8)
+    dh = integer("tou_deep_valley_h", tou_deep_valley_h, f"0 or in {mb}..8 (tou_min_block_h..8)",
+                 lambda x: x == 0 or mb <= x <= 8)
+    pv = num("tou_pv_kw", tou_pv_kw, 0, 20000)
+    wt = num("tou_wt_kw", tou_wt_kw, 0, 20000)
+    return {"flat_price_per_kwh": float(flat_price_per_kwh),
+            "ratios": {"sharp_peak": sp, "peak": p, "flat": 1.0, "valley": v, "deep_valley": dv},
+            "rule": {"peak_quantile": qp, "valley_quantile": qv, "min_block_h": mb,
+                     "sharp_peak_h": sh, "deep_valley_h": dh},
+            "pv_kw": pv, "wt_kw": wt}
+
+
+def day_ahead_tou(target_day, model: str = "ridge", train_days: int = 56, *,
+                  flat_price_per_kwh: float = 0.65, ratios: dict | None = None,
+                  pv_kw: float = 0.0, wt_kw: float = 0.0, renewable_window_days: int = 7,
+                  **rule) -> pd.DataFrame:
+    """TOU table for a target day from the day-ahead forecast (what scenarios call).
+
+    The curve is the forecast net feeder load ``p_kw − pv_kw·a_pv − wt_kw·a_wt`` (gross load
+    with the defaults ``pv_kw = wt_kw = 0``); see :func:`tou_table`.
+    """
+    from evsched.forecast import day_ahead
+
+    fc = day_ahead(target_day, model=model, train_days=train_days,
+                   renewable_window_days=renewable_window_days)
+    curve = net_load_kw(fc.feeder, fc.renewables, pv_kw, wt_kw)
+    return tou_table(curve, flat_price_per_kwh=flat_price_per_kwh, ratios=ratios, **rule)
