@@ -1,0 +1,83 @@
+"""Every notebook runs top to bottom under papermill with the default parameters.
+
+The whole study is executed once (as `make run` does, into a temporary folder); the
+failure path and parameter checking of the batch runner are tested too.
+"""
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from evsched import run_study
+from evsched.errors import InputError
+from evsched.paths import PARAMS
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study") / "results"
+    run_study.run(PARAMS / "default.yaml", out=out)
+    return out
+
+
+def test_every_notebook_executes(study):
+    nbs = run_study.notebooks()
+    assert len(nbs) >= 1
+    for nb in nbs:
+        executed = nbformat.read(study / "notebooks" / nb.name, as_version=4)
+        errors = [o for c in executed.cells if c.cell_type == "code"
+                  for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors, f"{nb.name}: {errors[0].get('ename')}"
+        assert all(c.get("execution_count") for c in executed.cells if c.cell_type == "code" and c.source.strip())
+
+
+def test_run_is_marked_complete(study):
+    info = json.loads((study / run_study.COMPLETE_MARKER).read_text())
+    assert set(info["notebooks"]) == {nb.name for nb in run_study.notebooks()}
+    assert not (study.parent / ".staging-results").exists()
+
+
+def test_network_notebook_reproduces_reference(study):
+    import pandas as pd
+    check = pd.read_csv(study / "network" / "base_case_check.csv", index_col=0)
+    assert check.loc["active loss [kW]", "this run"] == pytest.approx(202.68, abs=0.05)
+    assert check.loc["minimum voltage [p.u.]", "this run"] == pytest.approx(0.9131, abs=1e-4)
+    assert (study / "figures" / "plotly.min.js").exists()  # offline figures
+
+
+def test_notebooks_committed_without_outputs():
+    for nb in run_study.notebooks():
+        content = nbformat.read(nb, as_version=4)
+        assert content.metadata.kernelspec.name == "evsched", nb.name
+        code = [c for c in content.cells if c.cell_type == "code"]
+        assert "parameters" in code[0].metadata.get("tags", []), f"{nb.name}: first code cell not tagged"
+        assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), nb.name
+
+
+def test_failed_run_is_not_marked_complete(tmp_path):
+    params = tmp_path / "broken.yaml"
+    params.write_text("v_slack_pu: 5.0\n")
+    out = tmp_path / "broken"
+    with pytest.raises(SystemExit) as exit_:
+        run_study.run(params, only=["00"], out=out)
+    assert exit_.value.code == 1
+    assert not (out / run_study.COMPLETE_MARKER).exists()
+    failed = tmp_path / "broken.failed" / "notebooks" / "00_network.ipynb"
+    assert failed.exists()
+    assert "'v_slack_pu' = 5.0: must be in [0.9, 1.1] p.u." in failed.read_text()
+
+
+def test_unknown_parameter_rejected(tmp_path):
+    params = tmp_path / "typo.yaml"
+    params.write_text("v_slak_pu: 1.0\n")
+    with pytest.raises(InputError, match=r"typo.yaml: unknown parameter\(s\) \['v_slak_pu'\]"):
+        run_study.run(params, out=tmp_path / "typo")
+
+
+def test_output_folder_per_parameter_file():
+    assert run_study.output_dir(PARAMS / "default.yaml").name == "results"
+    assert run_study.output_dir(PARAMS / "windy.yaml").parts[-2:] == ("results", "windy")
