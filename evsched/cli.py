@@ -1,0 +1,141 @@
+"""The ``evsched`` command line.
+
+Subcommands::
+
+    evsched fleet [--seed N] [--n-evs N] [--out FILE] [distribution options]
+        write a generated fleet of EV reservations (CSV, schema of evsched.reservations)
+    evsched validate FILE [--skip-bad] [--station-buses 14,22,30] [--report FILE]
+        check a reservation file; print every rejected row and the accepted/rejected counts
+
+Exit status: 0 success; 1 a rejected row or an input error (the message names file, row,
+field, value and rule); 2 a usage error (argparse). New subcommands register a parser in
+:data:`SUBCOMMANDS` with a ``func(args) -> int``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+
+from evsched.errors import InputError
+
+
+def _buses(text: str) -> tuple:
+    try:
+        return tuple(int(b) for b in text.replace(" ", "").split(",") if b)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated bus ids like 14,22,30, got {text!r}")
+
+
+# --- evsched fleet --------------------------------------------------------------------------
+_FLEET_OPTIONS = {  # CLI option → FleetConfig field (others: same name with '-' → '_')
+    "seed": "fleet_seed",
+}
+
+
+def _add_fleet(sub) -> None:
+    from evsched.fleet import FleetConfig
+
+    p = sub.add_parser("fleet", help="write a generated (seeded) fleet of EV reservations to CSV",
+                       description="Generate the EV reservations of evsched.fleet.generate_fleet "
+                                   "(defaults: the paper's 500 EVs x 50 kWh) and write them as CSV.")
+    p.add_argument("--out", default="-", help="output CSV file ('-' = standard output, the default)")
+    p.add_argument("--seed", type=int, help="random seed (default %d)" % FleetConfig.fleet_seed)
+    p.add_argument("--tou", help="TOU table CSV (hour, period, price_per_kwh): its peak hours "
+                                 "decide who may offer V2G (default: placeholder peak hours)")
+    p.add_argument("--station-buses", type=_buses, help="comma-separated station bus ids "
+                                                        "(default 14,22,30)")
+    skip = {"fleet_seed", "station_buses", "peak_hours"}
+    for f in fields(FleetConfig):
+        if f.name in skip:
+            continue
+        kind = f.type if isinstance(f.type, type) else {"int": int, "float": float, "str": str}.get(f.type, str)
+        p.add_argument("--" + f.name.replace("_", "-"), type=kind, dest=f.name,
+                       help=f"(default {f.default!r})")
+    p.set_defaults(func=_cmd_fleet)
+
+
+def _cmd_fleet(args) -> int:
+    import pandas as pd
+
+    from evsched.fleet import FleetConfig, fleet_summary, generate_fleet, write_fleet
+    from evsched.network import load_ieee33
+
+    params = {f.name: getattr(args, f.name) for f in fields(FleetConfig)
+              if getattr(args, f.name, None) is not None}
+    if args.seed is not None:
+        params["fleet_seed"] = args.seed
+    cfg = FleetConfig.from_params(source="evsched fleet options", **params)
+    tou = pd.read_csv(args.tou) if args.tou else None
+    fleet = generate_fleet(load_ieee33(), cfg, tou=tou)
+    write_fleet(fleet, sys.stdout if args.out == "-" else args.out)
+    where = "standard output" if args.out == "-" else args.out
+    print(f"wrote {len(fleet)} reservations to {where} (seed {cfg.fleet_seed}); EVs per station "
+          f"and mode:\n{fleet_summary(fleet).to_string()}", file=sys.stderr)
+    return 0
+
+
+# --- evsched validate -----------------------------------------------------------------------
+def _add_validate(sub) -> None:
+    p = sub.add_parser("validate", help="check a reservation CSV; exit 1 if any row is rejected",
+                       description="Validate every row of an EV reservation file against the "
+                                   "schema (evsched.reservations). By default stop at the first "
+                                   "bad row; with --skip-bad report every bad row.")
+    p.add_argument("file", help="reservation CSV")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="check every row, report each rejected one, keep the good ones")
+    p.add_argument("--station-buses", type=_buses, default=None,
+                   help="comma-separated station bus ids (default 14,22,30)")
+    p.add_argument("--report", help="write the rejected rows (row, ev_id, field, value, reason) to this CSV")
+    p.set_defaults(func=_cmd_validate)
+
+
+def _cmd_validate(args) -> int:
+    from evsched.fleet import DEFAULT_STATION_BUSES
+    from evsched.network import load_ieee33
+    from evsched.reservations import validate_reservations
+
+    stations = args.station_buses or DEFAULT_STATION_BUSES
+    on_error = "skip" if args.skip_bad else "raise"
+    try:
+        rep = validate_reservations(args.file, load_ieee33(), stations, on_error=on_error)
+    except InputError as exc:
+        print(f"rejected: {exc}", file=sys.stderr)
+        print(f"{args.file}: stopped at the first rejected row (use --skip-bad to check every row)",
+              file=sys.stderr)
+        return 1
+    for m in rep.messages():
+        print(f"rejected: {m}", file=sys.stderr)
+    if args.report:
+        rep.rejected.to_csv(args.report, index=False, lineterminator="\n")
+    print(rep.summary())
+    return 0 if rep.ok else 1
+
+
+SUBCOMMANDS = {"fleet": _add_fleet, "validate": _add_validate}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="evsched", description="Scheduled EV charging/discharging "
+                                 "with coordinated active and reactive power (evsched).")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS.values():
+        add(sub)
+    return ap
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``evsched`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FileNotFoundError as exc:
+        print(f"evsched {args.command}: {exc.filename}: file not found", file=sys.stderr)
+        return 1
+    except InputError as exc:
+        print(f"evsched {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
