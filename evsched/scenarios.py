@@ -1,0 +1,235 @@
+"""Scenarios S0-S3 of the study: each a short function composing devices on one :class:`CaseData`.
+
+=====  ===========================================  ==========================================
+id     what is in the network                       what is computed
+=====  ===========================================  ==========================================
+S0     base load + PV + WT (unity pf) + EVs          AC power flow; every EV charges at its
+       charging uncontrolled                        charger rating from arrival until its
+                                                    departure need is met (no V2G)
+S1     base load only                               AC power flow
+S2     base load + PV + WT (unity pf) + stations     SOCP: station active power only; no
+                                                    reactive power anywhere
+S3     as S2                                        SOCP: station P and Q within the chargers'
+                                                    kVA circle, PV/WT Q within sqrt(S² − P²)
+=====  ===========================================  ==========================================
+
+Every scenario returns a :class:`ScenarioResult` with the tidy frames of the results
+contract and an AC validation: its dispatch (net demand per bus and hour) is re-run through
+:func:`evsched.powerflow.run_ac_powerflow`. For S0/S1 the AC power flow *is* the result.
+Voltage limits only bind in S2 and S3; S0 and S1 report violations.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from evsched import metrics
+from evsched.aggregation import uncontrolled_station_demand
+from evsched.case import CaseData
+from evsched.errors import InputError
+from evsched.model import DeviceGroup, OPFModel
+from evsched.powerflow import PowerFlowResult, run_ac_powerflow
+
+SCENARIOS = ("S0", "S1", "S2", "S3")
+DESCRIPTIONS = {
+    "S0": "uncontrolled charging: base load + PV + WT (unity pf) + EVs at full power from arrival; AC power flow",
+    "S1": "base load only; AC power flow",
+    "S2": "base load + EV + PV + WT; SOCP optimises EV station active power only (no reactive power)",
+    "S3": "as S2 + EV station reactive power (charger kVA circle) + PV/WT reactive power (inverter circle); SOCP",
+}
+DISPATCH_COLUMNS = ["hour", "bus", "device", "p_kw", "q_kvar"]
+DEVICES = ("load", "ev_station", "pv", "wt")
+
+
+@dataclass
+class ScenarioResult:
+    """One scenario's results in the shape of the results contract.
+
+    Attributes
+    ----------
+    name, description : scenario id ('S0'..'S3') and what it is
+    dispatch : ``hour, bus, device, p_kw, q_kvar`` (device ∈ load, ev_station, pv, wt; load
+        convention: positive = drawn from the grid)
+    voltages : ``hour, bus, v_pu`` (SOCP for S2/S3, AC power flow for S0/S1)
+    branches : ``hour, from_bus, to_bus, p_kw, q_kvar, loss_kw``
+    ac : the AC power flow of the dispatch (for S0/S1 the same numbers as above)
+    opf : the :class:`~evsched.model.OPFResult` (S2/S3) or None
+    solver : 'pandapower' (AC power flow) or the conic solver's name
+    solve_seconds : wall time of the power flow or the SOCP solve [s]
+    max_relaxation_gap : max |ℓ·v − P² − Q²| [p.u.²] (NaN for the power-flow scenarios)
+    """
+
+    name: str
+    description: str
+    dispatch: pd.DataFrame
+    voltages: pd.DataFrame
+    branches: pd.DataFrame
+    ac: PowerFlowResult
+    opf: object
+    solver: str
+    solve_seconds: float
+    max_relaxation_gap: float
+    dt_h: float = 1.0
+    v_min_pu: float = 0.95
+    v_max_pu: float = 1.05
+
+    @property
+    def is_optimised(self) -> bool:
+        return self.opf is not None
+
+    def equivalent_load(self) -> pd.Series:
+        return metrics.equivalent_load(self.dispatch)
+
+    def loss_per_hour(self) -> pd.Series:
+        return metrics.loss_per_hour(self.branches)
+
+    def ac_check(self) -> dict:
+        """``max_voltage_mismatch_pu`` and ``loss_rel_diff`` of the SOCP vs the AC power flow
+        (NaN for S0/S1, whose result is the AC power flow)."""
+        if self.opf is None:
+            return {"max_voltage_mismatch_pu": float("nan"), "loss_rel_diff": float("nan")}
+        return metrics.ac_mismatch(self.ac.voltages, self.voltages, self.ac.loss_kwh,
+                                   metrics.loss_kwh(self.branches, self.dt_h))
+
+    def violations(self, tol_pu: float = 0.0) -> pd.DataFrame:
+        """AC voltages outside the band (rows of ``ac.voltages``)."""
+        return metrics.voltage_violations(self.ac.voltages, self.v_min_pu, self.v_max_pu, tol_pu)
+
+    def summary(self) -> dict:
+        """One row of ``summary.csv``."""
+        row = {"scenario": self.name}
+        row.update(metrics.scenario_metrics(self.dispatch, self.voltages, self.branches, self.dt_h))
+        chk = self.ac_check()
+        row.update({"max_relaxation_gap": self.max_relaxation_gap, "ac_loss_kwh": self.ac.loss_kwh,
+                    "ac_max_voltage_mismatch_pu": chk["max_voltage_mismatch_pu"],
+                    "solver": self.solver, "solve_seconds": self.solve_seconds})
+        return row
+
+
+# --- dispatch building blocks (tidy frames) ------------------------------------------------
+
+def _tidy(matrix: np.ndarray, buses, device: str, hours, q: np.ndarray | None = None) -> pd.DataFrame:
+    n, T = matrix.shape
+    q = np.zeros_like(matrix) if q is None else q
+    return pd.DataFrame({"hour": np.repeat(hours, n), "bus": np.tile(np.asarray(buses), T),
+                         "device": device, "p_kw": matrix.T.ravel(), "q_kvar": q.T.ravel()})
+
+
+def base_load_dispatch(cd: CaseData) -> pd.DataFrame:
+    """Base load rows (device 'load') for every bus except the substation."""
+    keep = np.setdiff1d(np.arange(cd.network.n_bus), [cd.network.slack])
+    return _tidy(cd.load_p_kw[keep], cd.network.bus_ids[keep], "load", cd.hours, cd.load_q_kvar[keep])
+
+
+def renewable_dispatch(cd: CaseData) -> pd.DataFrame:
+    """PV and WT at unity power factor, all available power taken (p = −availability)."""
+    c = cd.case
+    return pd.concat([_tidy(-cd.pv_avail_kw, c.pv_buses, "pv", cd.hours),
+                      _tidy(-cd.wt_avail_kw, c.wt_buses, "wt", cd.hours)], ignore_index=True)
+
+
+def net_demand(dispatch: pd.DataFrame, cd: CaseData) -> tuple[np.ndarray, np.ndarray]:
+    """Sum a dispatch frame into (bus × hour) net demand ``(p_kw, q_kvar)`` in network order."""
+    g = dispatch.groupby(["bus", "hour"])[["p_kw", "q_kvar"]].sum()
+    full = pd.MultiIndex.from_product([cd.network.bus_ids, cd.hours], names=["bus", "hour"])
+    g = g.reindex(full, fill_value=0.0)
+    shape = (cd.network.n_bus, cd.T)
+    return g["p_kw"].to_numpy().reshape(shape), g["q_kvar"].to_numpy().reshape(shape)
+
+
+# --- the scenarios ---------------------------------------------------------------------------
+
+def _power_flow_scenario(name: str, cd: CaseData, dispatch: pd.DataFrame) -> ScenarioResult:
+    p, q = net_demand(dispatch, cd)
+    t0 = time.perf_counter()
+    ac = run_ac_powerflow(cd.network, p, q, v_slack_pu=cd.case.v_slack_pu, dt_h=cd.dt_h, hours=cd.hours)
+    wall = time.perf_counter() - t0
+    return ScenarioResult(name, DESCRIPTIONS[name], dispatch[DISPATCH_COLUMNS], ac.voltages, ac.branches,
+                          ac, None, "pandapower", wall, float("nan"), cd.dt_h,
+                          cd.case.v_min_pu, cd.case.v_max_pu)
+
+
+def build_s0(cd: CaseData) -> ScenarioResult:
+    """S0: uncontrolled charging + PV/WT at unity power factor; AC power flow.
+
+    Every EV charges at its charger rating from arrival until ``soc_departure_min`` is
+    reached (:func:`evsched.aggregation.uncontrolled_station_demand`: the same energy S2/S3
+    must deliver; overnight stays fold onto the morning of the representative day; no V2G).
+    """
+    stations = cd.stations.stations
+    ev = uncontrolled_station_demand(cd.reservations, cd.network)[cd.network.bus_index(stations)]
+    d = pd.concat([base_load_dispatch(cd), renewable_dispatch(cd),
+                   _tidy(ev, stations, "ev_station", cd.hours)], ignore_index=True)
+    return _power_flow_scenario("S0", cd, d)
+
+
+def build_s1(cd: CaseData) -> ScenarioResult:
+    """S1: base load only; AC power flow."""
+    return _power_flow_scenario("S1", cd, base_load_dispatch(cd))
+
+
+def renewable_groups(cd: CaseData, reactive: bool) -> list[DeviceGroup]:
+    """PV and WT as must-take :class:`DeviceGroup`s: ``p = −availability``; with ``reactive``
+    ``|q| ≤ sqrt(S² − p²)``, S = ``inverter_kva_ratio`` × capacity [kVA]; else ``q = 0``."""
+    c = cd.case
+    groups = []
+    for kind, buses, cap, avail in (("pv", c.pv_buses, c.pv_capacity_kw, cd.pv_avail_kw),
+                                    ("wt", c.wt_buses, c.wt_capacity_kw, cd.wt_avail_kw)):
+        if not len(buses):
+            continue
+        s = c.inverter_kva_ratio * np.asarray(cap, float)
+        groups.append(DeviceGroup(kind, buses, -avail, -avail,
+                                  q_min_kvar=-s if reactive else 0.0, q_max_kvar=s if reactive else 0.0,
+                                  s_max_kva=s if reactive else None, kind=kind))
+    return groups
+
+
+def station_group(cd: CaseData, reactive: bool):
+    """The aggregated stations; with ``reactive`` their reactive power is free within the
+    chargers' apparent-power circle ``(p_ch − p_dis)² + q² ≤ S_t²`` (S_t = kVA of the chargers
+    plugged in at hour t)."""
+    return cd.stations.storage_group(name="ev_stations", reactive=reactive)
+
+
+def _opf_scenario(name: str, cd: CaseData, reactive: bool, solver: str | None = None) -> ScenarioResult:
+    c = cd.case
+    devices = renewable_groups(cd, reactive) + [station_group(cd, reactive)]
+    model = OPFModel(cd.network, cd.load_p_kw, cd.load_q_kvar, devices, v_min_pu=c.v_min_pu,
+                     v_max_pu=c.v_max_pu, v_slack_pu=c.v_slack_pu, dt_h=cd.dt_h, hours=cd.hours,
+                     construction="constant")
+    res = model.solve(solver=solver)
+    dev = res.dispatch.groupby(["hour", "bus", "device"], as_index=False)[["p_kw", "q_kvar"]].sum()
+    dispatch = pd.concat([base_load_dispatch(cd), dev], ignore_index=True)[DISPATCH_COLUMNS]
+    p, q = net_demand(dispatch, cd)
+    ac = run_ac_powerflow(cd.network, p, q, v_slack_pu=c.v_slack_pu, dt_h=cd.dt_h, hours=cd.hours)
+    return ScenarioResult(name, DESCRIPTIONS[name], dispatch, res.voltages, res.branches, ac, res,
+                          res.solver, res.solve_seconds, res.max_relaxation_gap, cd.dt_h,
+                          c.v_min_pu, c.v_max_pu)
+
+
+def build_s2(cd: CaseData, solver: str | None = None) -> ScenarioResult:
+    """S2: optimise the stations' active power only; no reactive power anywhere; SOCP."""
+    return _opf_scenario("S2", cd, reactive=False, solver=solver)
+
+
+def build_s3(cd: CaseData, solver: str | None = None) -> ScenarioResult:
+    """S3: S2 + station reactive power (charger circle) + PV/WT reactive power (inverter circle)."""
+    return _opf_scenario("S3", cd, reactive=True, solver=solver)
+
+
+BUILDERS = {"S0": build_s0, "S1": build_s1, "S2": build_s2, "S3": build_s3}
+
+
+def run_scenario(name: str, cd: CaseData) -> ScenarioResult:
+    """Run one scenario by id ('S0'..'S3')."""
+    if name not in BUILDERS:
+        raise InputError(f"scenario {name!r}: must be one of {list(BUILDERS)}")
+    return BUILDERS[name](cd)
+
+
+def run_all(cd: CaseData, names=SCENARIOS) -> dict[str, ScenarioResult]:
+    """Run the scenarios in order; returns ``{name: ScenarioResult}``."""
+    return {n: run_scenario(n, cd) for n in names}
