@@ -20,10 +20,11 @@ station aggregate), find per-session ``p_ch[s,t], p_dis[s,t] ≥ 0`` that
     x_s[T−1] ≥ x^{end}_{lo,s} − u_s,\;\; x_s[T−1] ≤ x^{end}_{hi,s},\;\; u_s ≥ 0
     \quad\text{(departure energy, soft: shortfall } u\text{)}
 
-with ``w_track = 10``, ``w_short = 1`` per kWh and ``ε = 10⁻⁴``: the station schedule the grid
-was optimised with is followed first; when it cannot be split, EVs fall short and are
-reported. The LP is always feasible (all-zero is). Variables are (S × T) matrices: no loop
-over EVs.
+with ``ε = 10⁻⁴`` and, by default (``priority="grid"``), ``w_track = 10``, ``w_short = 1`` per
+kWh: the station schedule the grid was optimised with is followed first; when it cannot be
+split, EVs fall short and are reported. ``priority="evs"`` swaps the weights: reservations
+first, the stations then deviate from their schedule (``deviation_kw``). The LP is always
+feasible (all-zero is). Variables are (S × T) matrices: no loop over EVs.
 
 Verification (independent of the allocation and of the midnight split)
 ----------------------------------------------------------------------
@@ -119,9 +120,19 @@ def session_schedule_from_result(result, name: str, n_sessions: int) -> tuple[np
     return pc.to_numpy(float), pd_.to_numpy(float)
 
 
-def disaggregate(sessions: Sessions, station_net_kw, stations, solver: str | None = None) -> Disaggregation:
+PRIORITIES = {"grid": (W_TRACK, W_SHORT), "evs": (W_SHORT, W_TRACK)}
+
+
+def disaggregate(sessions: Sessions, station_net_kw, stations, priority: str = "grid",
+                 solver: str | None = None) -> Disaggregation:
     """Allocate station net power (K, T) [kW] to sessions by the LP of the module docstring,
-    then :func:`verify` every reservation."""
+    then :func:`verify` every reservation.
+
+    ``priority``: ``"grid"`` (follow the station schedule first) or ``"evs"`` (honour the
+    reservations first). ``solver`` defaults to HiGHS."""
+    if priority not in PRIORITIES:
+        raise ValueError(f"priority must be 'grid' or 'evs', got {priority!r}")
+    w_track, w_short = PRIORITIES[priority]
     stations = np.asarray(stations)
     P = np.asarray(station_net_kw, dtype=float)
     A = station_incidence(sessions, stations)
@@ -139,7 +150,7 @@ def disaggregate(sessions: Sessions, station_net_kw, stations, solver: str | Non
             x >= sessions.soc_box_min_kwh[:, None], x <= sessions.soc_box_max_kwh[:, None],
             x[:, T - 1] >= sessions.target_min_kwh - short,
             x[:, T - 1] <= sessions.target_max_kwh]
-    obj = W_TRACK * cp.sum(cp.abs(dev)) + W_SHORT * cp.sum(short) + EPS * cp.sum(pc + pdis)
+    obj = w_track * cp.sum(cp.abs(dev)) + w_short * cp.sum(short) + EPS * cp.sum(pc + pdis)
     prob = cp.Problem(cp.Minimize(obj), cons)
     solver = solver or ("HIGHS" if "HIGHS" in cp.installed_solvers() else "CLARABEL")
     prob.solve(solver=solver, **({"output_flag": False} if solver == "HIGHS" else {}))

@@ -1,0 +1,102 @@
+"""The price of aggregation: aggregated-station OPF vs the exact per-EV OPF, and disaggregation.
+
+For one fleet on one network and base load, :func:`compare` solves
+
+1. the **aggregated** model: one :class:`~evsched.model.StorageGroup` row per station with the
+   envelopes of :mod:`evsched.aggregation`;
+2. the **exact** model: one row per EV session (:func:`evsched.aggregation.exact_storage_group`);
+
+both minimising the total active loss [kWh] of the multi-period SOC-relaxed DistFlow model
+with the same data, and then splits the aggregated station schedule among the EVs
+(:func:`evsched.disaggregation.disaggregate`).
+
+* **aggregation gap** = ``loss_exact − loss_aggregated`` [kWh] (≥ 0 up to solver tolerance:
+  the aggregate is a relaxation of the exact model, so its optimum can only be lower);
+* **disaggregation failure rate** = share of reservations the split cannot honour.
+
+Both models share the midnight handover of :mod:`evsched.sessions`, so the gap measures the
+aggregation alone.
+
+:data:`PLACEHOLDER_LOAD_MULTIPLIER` is a stand-in daily load shape (minimum 0.66 at 03:00-04:00,
+peak 1.00 at 09:00, 0.97 in the evening: the IEEE-33 24-h multipliers of one comparable study in
+STUDY.md) for studies that do not need the forecast of :mod:`evsched.case`.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from evsched.aggregation import aggregate, exact_storage_group
+from evsched.disaggregation import (disaggregate, session_schedule_from_result,
+                                    station_net_from_result, verify)
+from evsched.sessions import build_sessions
+
+PLACEHOLDER_LOAD_MULTIPLIER = np.array([
+    0.72, 0.68, 0.67, 0.66, 0.66, 0.68, 0.74, 0.84, 0.94, 1.00, 0.99, 0.97,
+    0.95, 0.94, 0.93, 0.92, 0.93, 0.95, 0.97, 0.97, 0.97, 0.92, 0.84, 0.77])
+
+
+def placeholder_base_load(network):
+    """Nominal bus load × :data:`PLACEHOLDER_LOAD_MULTIPLIER`: ``(p_kw, q_kvar)`` (n_bus, 24)."""
+    p, q = network.nominal_load()
+    m = PLACEHOLDER_LOAD_MULTIPLIER[None, :]
+    return p[:, None] * m, q[:, None] * m
+
+
+def compare(network, reservations, load_p_kw, load_q_kvar, stations=None, reactive: bool = False,
+            v_min_pu: float = 0.95, v_max_pu: float = 1.05, solver: str | None = None,
+            exact: bool = True) -> dict:
+    """Solve aggregated and exact models, disaggregate, verify; return metrics and objects.
+
+    Returns
+    -------
+    dict with ``loss_aggregated_kwh``, ``loss_exact_kwh``, ``gap_kwh``, ``gap_pct`` (of the
+    exact loss), ``n_reservations``, ``n_not_honoured``, ``failure_rate``,
+    ``shortfall_kwh`` (total departure energy missing), ``max_deviation_kw`` (station
+    tracking), ``exact_not_honoured`` (verification of the exact per-EV schedule),
+    ``seconds_aggregated``, ``seconds_exact``; with the reservations put first
+    (``priority="evs"``): ``evs_first_not_honoured`` and ``evs_first_deviation_kwh`` (Σ|station
+    deviation from its optimised schedule| [kWh]); and the objects ``sessions``, ``envelopes``,
+    ``result_aggregated``, ``result_exact``, ``disaggregation``.
+    """
+    from evsched.model import OPFModel
+
+    sessions = build_sessions(reservations)
+    env = aggregate(sessions, stations=stations)
+    kw = dict(v_min_pu=v_min_pu, v_max_pu=v_max_pu, construction="constant")
+    t0 = time.perf_counter()
+    agg = OPFModel(network, load_p_kw, load_q_kvar,
+                   [env.storage_group("ev_stations", reactive=reactive)], **kw).solve(solver=solver)
+    t_agg = time.perf_counter() - t0
+    dis = disaggregate(sessions, station_net_from_result(agg, "ev_stations", env.stations), env.stations)
+    dis_evs = disaggregate(sessions, station_net_from_result(agg, "ev_stations", env.stations),
+                           env.stations, priority="evs")
+    out = {
+        "evs_first_not_honoured": dis_evs.n_not_honoured,
+        "evs_first_deviation_kwh": float(np.abs(dis_evs.deviation_kw).sum()),
+        "n_reservations": len(dis.report), "loss_aggregated_kwh": agg.loss_kwh,
+        "n_not_honoured": dis.n_not_honoured, "failure_rate": dis.failure_rate,
+        "shortfall_kwh": float(dis.report["shortfall_kwh"].sum()),
+        "max_deviation_kw": dis.max_deviation_kw, "seconds_aggregated": t_agg,
+        "sessions": sessions, "envelopes": env, "result_aggregated": agg, "disaggregation": dis,
+    }
+    if exact:
+        t0 = time.perf_counter()
+        ex = OPFModel(network, load_p_kw, load_q_kvar,
+                      [exact_storage_group(sessions, "ev_exact", reactive=reactive)], **kw).solve(solver=solver)
+        t_ex = time.perf_counter() - t0
+        pc, pdis = session_schedule_from_result(ex, "ev_exact", sessions.n)
+        rep = verify(sessions, pc, pdis, tol_kw=1e-3, tol_kwh=1e-2)
+        out.update(loss_exact_kwh=ex.loss_kwh, gap_kwh=ex.loss_kwh - agg.loss_kwh,
+                   gap_pct=100 * (ex.loss_kwh - agg.loss_kwh) / ex.loss_kwh,
+                   exact_not_honoured=int((~rep["honoured"]).sum()), seconds_exact=t_ex,
+                   result_exact=ex)
+    return out
+
+
+METRICS = ("n_reservations", "loss_aggregated_kwh", "loss_exact_kwh", "gap_kwh", "gap_pct",
+           "n_not_honoured", "failure_rate", "shortfall_kwh", "max_deviation_kw",
+           "exact_not_honoured", "evs_first_not_honoured", "evs_first_deviation_kwh",
+           "seconds_aggregated", "seconds_exact")
+"""The scalar entries of :func:`compare`'s result (for tables)."""
