@@ -55,7 +55,8 @@ class ScenarioResult:
         convention: positive = drawn from the grid)
     voltages : ``hour, bus, v_pu`` (SOCP for S2/S3, AC power flow for S0/S1)
     branches : ``hour, from_bus, to_bus, p_kw, q_kvar, loss_kw``
-    ac : the AC power flow of the dispatch (for S0/S1 the same numbers as above)
+    ac : the AC power flow of the dispatch (for S0/S1 the same numbers as above; None if
+        an optimised scenario was run with ``validate=False``)
     opf : the :class:`~evsched.model.OPFResult` (S2/S3) or None
     solver : 'pandapower' (AC power flow) or the conic solver's name
     solve_seconds : wall time of the power flow or the SOCP solve [s]
@@ -89,21 +90,23 @@ class ScenarioResult:
     def ac_check(self) -> dict:
         """``max_voltage_mismatch_pu`` and ``loss_rel_diff`` of the SOCP vs the AC power flow
         (NaN for S0/S1, whose result is the AC power flow)."""
-        if self.opf is None:
+        if self.opf is None or self.ac is None:
             return {"max_voltage_mismatch_pu": float("nan"), "loss_rel_diff": float("nan")}
         return metrics.ac_mismatch(self.ac.voltages, self.voltages, self.ac.loss_kwh,
                                    metrics.loss_kwh(self.branches, self.dt_h))
 
     def violations(self, tol_pu: float = 0.0) -> pd.DataFrame:
-        """AC voltages outside the band (rows of ``ac.voltages``)."""
-        return metrics.voltage_violations(self.ac.voltages, self.v_min_pu, self.v_max_pu, tol_pu)
+        """AC voltages outside the band (rows of ``ac.voltages``, or of ``voltages`` if not validated)."""
+        v = self.voltages if self.ac is None else self.ac.voltages
+        return metrics.voltage_violations(v, self.v_min_pu, self.v_max_pu, tol_pu)
 
     def summary(self) -> dict:
         """One row of ``summary.csv``."""
         row = {"scenario": self.name}
         row.update(metrics.scenario_metrics(self.dispatch, self.voltages, self.branches, self.dt_h))
         chk = self.ac_check()
-        row.update({"max_relaxation_gap": self.max_relaxation_gap, "ac_loss_kwh": self.ac.loss_kwh,
+        row.update({"max_relaxation_gap": self.max_relaxation_gap,
+                    "ac_loss_kwh": float("nan") if self.ac is None else self.ac.loss_kwh,
                     "ac_max_voltage_mismatch_pu": chk["max_voltage_mismatch_pu"],
                     "solver": self.solver, "solve_seconds": self.solve_seconds})
         return row
@@ -194,7 +197,8 @@ def station_group(cd: CaseData, reactive: bool):
     return cd.stations.storage_group(name="ev_stations", reactive=reactive)
 
 
-def _opf_scenario(name: str, cd: CaseData, reactive: bool, solver: str | None = None) -> ScenarioResult:
+def _opf_scenario(name: str, cd: CaseData, reactive: bool, solver: str | None = None,
+                  validate: bool = True) -> ScenarioResult:
     c = cd.case
     devices = renewable_groups(cd, reactive) + [station_group(cd, reactive)]
     model = OPFModel(cd.network, cd.load_p_kw, cd.load_q_kvar, devices, v_min_pu=c.v_min_pu,
@@ -203,21 +207,27 @@ def _opf_scenario(name: str, cd: CaseData, reactive: bool, solver: str | None = 
     res = model.solve(solver=solver)
     dev = res.dispatch.groupby(["hour", "bus", "device"], as_index=False)[["p_kw", "q_kvar"]].sum()
     dispatch = pd.concat([base_load_dispatch(cd), dev], ignore_index=True)[DISPATCH_COLUMNS]
-    p, q = net_demand(dispatch, cd)
-    ac = run_ac_powerflow(cd.network, p, q, v_slack_pu=c.v_slack_pu, dt_h=cd.dt_h, hours=cd.hours)
+    ac = None
+    if validate:
+        p, q = net_demand(dispatch, cd)
+        ac = run_ac_powerflow(cd.network, p, q, v_slack_pu=c.v_slack_pu, dt_h=cd.dt_h, hours=cd.hours)
     return ScenarioResult(name, DESCRIPTIONS[name], dispatch, res.voltages, res.branches, ac, res,
                           res.solver, res.solve_seconds, res.max_relaxation_gap, cd.dt_h,
                           c.v_min_pu, c.v_max_pu)
 
 
-def build_s2(cd: CaseData, solver: str | None = None) -> ScenarioResult:
-    """S2: optimise the stations' active power only; no reactive power anywhere; SOCP."""
-    return _opf_scenario("S2", cd, reactive=False, solver=solver)
+def build_s2(cd: CaseData, solver: str | None = None, validate: bool = True) -> ScenarioResult:
+    """S2: optimise the stations' active power only; no reactive power anywhere; SOCP.
+
+    ``validate=False`` skips the AC power flow of the dispatch (``ac`` is then None), e.g.
+    in parameter sweeps.
+    """
+    return _opf_scenario("S2", cd, reactive=False, solver=solver, validate=validate)
 
 
-def build_s3(cd: CaseData, solver: str | None = None) -> ScenarioResult:
+def build_s3(cd: CaseData, solver: str | None = None, validate: bool = True) -> ScenarioResult:
     """S3: S2 + station reactive power (charger circle) + PV/WT reactive power (inverter circle)."""
-    return _opf_scenario("S3", cd, reactive=True, solver=solver)
+    return _opf_scenario("S3", cd, reactive=True, solver=solver, validate=validate)
 
 
 BUILDERS = {"S0": build_s0, "S1": build_s1, "S2": build_s2, "S3": build_s3}

@@ -1,0 +1,105 @@
+"""The results contract: tables every scenario run writes, and the comparison with the paper.
+
+Files written under ``results_dir`` (other tools read these; the column lists below are the
+contract and are tested):
+
+* ``summary.csv`` — one row per scenario, :data:`SUMMARY_COLUMNS`;
+* ``comparison.csv`` — :data:`COMPARISON_COLUMNS`: the five improvements the paper reports
+  (S2 vs S1: peak-valley, loss, Γ; S3 vs S2: loss, Γ) plus S3 vs S2 peak-valley and the three
+  metrics for S3 vs S0 and S3 vs S1 (``paper_pct`` empty where the paper gives no figure);
+* ``scenarios/<S>/dispatch.csv`` (``hour, bus, device, p_kw, q_kvar``),
+  ``scenarios/<S>/voltages.csv`` (``hour, bus, v_pu``),
+  ``scenarios/<S>/branches.csv`` (``hour, from_bus, to_bus, p_kw, q_kvar, loss_kw``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evsched import metrics
+
+SUMMARY_COLUMNS = ["scenario", "peak_valley_kw", "loss_kwh", "voltage_deviation_pu", "vmin_pu",
+                   "vmax_pu", "max_relaxation_gap", "ac_loss_kwh", "ac_max_voltage_mismatch_pu",
+                   "solver", "solve_seconds"]
+COMPARISON_COLUMNS = ["metric", "comparison", "paper_pct", "ours_pct"]
+DISPATCH_COLUMNS = ["hour", "bus", "device", "p_kw", "q_kvar"]
+VOLTAGE_COLUMNS = ["hour", "bus", "v_pu"]
+BRANCH_COLUMNS = ["hour", "from_bus", "to_bus", "p_kw", "q_kvar", "loss_kw"]
+
+METRICS = {"peak_valley": "peak_valley_kw", "loss": "loss_kwh", "voltage_deviation": "voltage_deviation_pu"}
+"""Comparison metric name → summary column."""
+
+PAPER_PCT = {
+    ("peak_valley", "S2 vs S1"): -40.60,
+    ("loss", "S2 vs S1"): -85.19,
+    ("voltage_deviation", "S2 vs S1"): -70.74,
+    ("loss", "S3 vs S2"): -57.00,
+    ("voltage_deviation", "S3 vs S2"): -6.86,
+}
+"""The five percent changes the paper reports (Cao et al., Zhejiang Electric Power 2024)."""
+
+COMPARISONS = ("S2 vs S1", "S3 vs S2", "S3 vs S0", "S3 vs S1")
+
+
+def summary_table(results: dict) -> pd.DataFrame:
+    """``summary.csv`` rows from ``{name: ScenarioResult}`` (columns :data:`SUMMARY_COLUMNS`)."""
+    return pd.DataFrame([r.summary() for r in results.values()])[SUMMARY_COLUMNS]
+
+
+def comparison_table(summary: pd.DataFrame, comparisons=COMPARISONS) -> pd.DataFrame:
+    """Percent changes ``100·(new − ref)/ref`` per metric and comparison, next to the paper's.
+
+    ``comparison`` reads "<new> vs <ref>"; comparisons whose scenarios are missing from
+    ``summary`` are skipped.
+    """
+    s = summary.set_index("scenario")
+    rows = []
+    for comp in comparisons:
+        new, ref = comp.split(" vs ")
+        if new not in s.index or ref not in s.index:
+            continue
+        for metric, col in METRICS.items():
+            rows.append({"metric": metric, "comparison": comp,
+                         "paper_pct": PAPER_PCT.get((metric, comp), np.nan),
+                         "ours_pct": metrics.pct_change(float(s.at[new, col]), float(s.at[ref, col]))})
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def write_results(results: dict, results_dir) -> dict[str, Path]:
+    """Write the results contract for ``{name: ScenarioResult}`` into ``results_dir``.
+
+    Returns the paths written (``summary``, ``comparison`` and ``<S>/<table>``).
+    """
+    out = Path(results_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    summary = summary_table(results)
+    paths["summary"] = out / "summary.csv"
+    summary.to_csv(paths["summary"], index=False)
+    paths["comparison"] = out / "comparison.csv"
+    comparison_table(summary).to_csv(paths["comparison"], index=False)
+    for name, r in results.items():
+        d = out / "scenarios" / name
+        d.mkdir(parents=True, exist_ok=True)
+        for table, frame, cols in (("dispatch", r.dispatch, DISPATCH_COLUMNS),
+                                   ("voltages", r.voltages, VOLTAGE_COLUMNS),
+                                   ("branches", r.branches, BRANCH_COLUMNS)):
+            p = d / f"{table}.csv"
+            frame[cols].sort_values(cols[:3] if table != "dispatch" else ["hour", "bus", "device"]) \
+                .to_csv(p, index=False, float_format="%.6g")
+            paths[f"{name}/{table}"] = p
+    return paths
+
+
+def read_results(results_dir) -> dict:
+    """Read back ``summary``, ``comparison`` and ``{scenario: {table: frame}}`` from a results folder."""
+    out = Path(results_dir)
+    res = {"summary": pd.read_csv(out / "summary.csv"), "comparison": pd.read_csv(out / "comparison.csv"),
+           "scenarios": {}}
+    for d in sorted((out / "scenarios").iterdir()):
+        if d.is_dir():
+            res["scenarios"][d.name] = {t: pd.read_csv(d / f"{t}.csv")
+                                        for t in ("dispatch", "voltages", "branches")}
+    return res
