@@ -179,6 +179,21 @@ class CaseData:
     def T(self) -> int:
         return len(self.hours)
 
+    def device_table(self) -> pd.DataFrame:
+        """One row per PV/WT site and EV station: ``device, bus, rated_kw, rating_kva,
+        energy_kwh`` (for a station: peak connected charger power, peak connected kVA,
+        and the net energy its EVs need over the day)."""
+        c = self.case
+        rows = [(k, b, cap, c.inverter_kva_ratio * cap, (avail.sum() * self.dt_h))
+                for k, buses, caps, av in (("pv", c.pv_buses, c.pv_capacity_kw, self.pv_avail_kw),
+                                           ("wt", c.wt_buses, c.wt_capacity_kw, self.wt_avail_kw))
+                for b, cap, avail in zip(buses, caps, av)]
+        env = self.stations
+        for i, b in enumerate(env.stations):
+            rows.append(("ev_station", int(b), float(env.p_charge_max_kw[i].max()),
+                         float(env.s_max_kva[i].max()), float(env.energy_min_kwh[i, -1])))
+        return pd.DataFrame(rows, columns=["device", "bus", "rated_kw", "rating_kva", "energy_kwh"])
+
 
 def build_case(case: Case | None = None, network: Network | None = None) -> CaseData:
     """Forecast day, TOU table, fleet and station envelopes for ``case`` (default: the YAML)."""
@@ -249,6 +264,12 @@ def _stations(case: Case, res: pd.DataFrame, T: int):
     if env.T != T:
         raise InputError(f"station envelopes have {env.T} hours, the forecast day {T}")
     return env, "evsched.aggregation.aggregate"
+
+
+def case_keys() -> list[str]:
+    """Every parameter name :func:`load_case` understands (case, forecast, TOU and fleet keys)."""
+    own = set(Case.model_fields) - {"forecast", "tou", "fleet"}
+    return sorted(own | FORECAST_KEYS | _tou_keys() | _fleet_keys() | {"station_buses"})
 
 
 def scale_renewables(cd: CaseData, factor: float) -> CaseData:
