@@ -16,12 +16,13 @@ Models (``model=``)
     same weekday last week: :math:`\\hat y_{d,h} = y_{d-7,h}`.
 ``ridge``
     scikit-learn :class:`~sklearn.linear_model.Ridge` (α = 1), refitted for every target day
-    on the ``train_days`` days before it, one fit per class, all 24 hours pooled. Features of
-    (day j, hour h): :math:`y_{j-1,h}`, :math:`y_{j-7,h}`, :math:`y_{s(j),h}` with
-    :math:`s(j)` the latest earlier day of the same *day type* (working day, Saturday,
-    Sunday/holiday), the mean of day :math:`j-1`, and one-hot hour × day-type dummies.
-    Day types follow the German calendar the SimBench profiles were built with
-    (:func:`day_types`); the calendar is known in advance, so it is not peeking.
+    on the ``train_days`` days before it: one multi-output fit predicts all classes, all 24
+    hours pooled (rows = day × hour). Features of (day j, hour h), for every class:
+    :math:`y_{j-1,h}`, :math:`y_{j-7,h}`, :math:`y_{s(j),h}` with :math:`s(j)` the latest
+    earlier day of the same *day type* (working day, Saturday, Sunday/holiday), and the mean
+    of day :math:`j-1`; plus 72 one-hot hour × day-type dummies. Day types follow the German
+    calendar the SimBench profiles were built with (:func:`day_types`); the calendar is known
+    in advance, so it is not peeking. Forecasts are clipped at 0.
 ``auto``
     whichever of the two has the lower backtest MAPE before the target day.
 
@@ -50,6 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import Ridge
+from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
 from evsched.errors import input_error
 from evsched.history import Feeder, build_feeder, renewable_history
@@ -210,6 +212,14 @@ def _features(y: np.ndarray, day_type: np.ndarray, lags: np.ndarray, days: np.nd
     return np.concatenate([np.stack([lag1, lag7, same, mean1], axis=-1), dummies], axis=-1)
 
 
+def _design(f: np.ndarray) -> np.ndarray:
+    """Stack per-class lag features and the shared dummies into one design matrix
+    (day·hour × (4·k + 72)), so one multi-output Ridge fit serves all k classes."""
+    d, h, k, _ = f.shape
+    lags = f[..., :4].reshape(d * h, k * 4)
+    return np.hstack([lags, f[:, :, 0, 4:].reshape(d * h, 72)])
+
+
 def _forecast_series(past: np.ndarray, day_type: np.ndarray, model: str, train_days: int) -> np.ndarray:
     """Forecast the next day (24 × k) of ``past`` (day × hour × k) — ``past`` holds no target day.
 
@@ -220,12 +230,10 @@ def _forecast_series(past: np.ndarray, day_type: np.ndarray, model: str, train_d
         return past[n - 7].copy()
     lags = same_type_lags(day_type)
     train = np.arange(n - train_days, n)
-    X = _features(past, day_type, lags, train)                      # (day, hour, k, f)
-    x_new = _features(past, day_type, lags, np.array([n]))[0]       # (hour, k, f): reads past[:n]
-    out = np.empty(past.shape[1:])
-    for c in range(past.shape[2]):
-        fit = Ridge(alpha=RIDGE_ALPHA).fit(X[:, :, c].reshape(-1, X.shape[-1]), past[train, :, c].ravel())
-        out[:, c] = fit.predict(x_new[:, c])
+    X = _design(_features(past, day_type, lags, train))              # (day·hour, f)
+    x_new = _design(_features(past, day_type, lags, np.array([n])))   # reads past[:n] only
+    fit = Ridge(alpha=RIDGE_ALPHA).fit(X, past[train].reshape(-1, past.shape[2]))
+    out = fit.predict(x_new)
     return np.clip(out, 0.0, None)
 
 
@@ -258,12 +266,14 @@ def backtest(target_day, *, days: int = 60, models=MODELS, train_days: int = 56,
                           what=f"a {days}-day backtest of {list(models)} (train_days={train_days})")
     a = history.feeder.p_coef_kw.sum().to_numpy()  # kW per unit class profile, feeder total
     rows = []
-    for d in range(d0 - days, d0):
+    with threadpool_limits(1):  # many tiny fits: BLAS threads only add overhead
+        fcs = {m: [_forecast_series(history.load[:d], history.day_type[: d + 1], m, train_days) @ a
+                   for d in range(d0 - days, d0)] for m in models}
+    for i, d in enumerate(range(d0 - days, d0)):
         actual = history.load[d] @ a
         for m in models:
-            fc = _forecast_series(history.load[:d], history.day_type[: d + 1], m, train_days) @ a
             rows.append(pd.DataFrame({"date": history.dates[d], "hour": HOURS, "model": m,
-                                      "actual_kw": actual, "forecast_kw": fc}))
+                                      "actual_kw": actual, "forecast_kw": fcs[m][i]}))
     return pd.concat(rows, ignore_index=True)
 
 

@@ -24,10 +24,10 @@ intensity :math:`\\tau_c = \\tan\\varphi_c^{ref}`. The IEEE-33 nominal point (37
 2300 kvar) implies a feeder power factor of 0.850, lower than either reference, so all
 :math:`\\tan\\varphi_c = k\\,\\tau_c` share one factor :math:`k` chosen so that the yearly hourly
 peak of :math:`q(t) = \\sum_b \\sum_c \\tan\\varphi_c \\, p_{bc}(t)` equals 2300 kvar. The
-resulting class power factors (:attr:`Feeder.power_factor`, about 0.88 for households and
-0.82 for commercial classes) are the documented ones. As a consequence the reactive load is
+resulting class power factors (:attr:`Feeder.power_factor`: 0.885 for households, 0.790
+for commercial classes) are the documented ones. As a consequence the reactive load is
 distributed in proportion to each bus's class mix, not as in Baran & Wu's per-bus data
-(e.g. bus 30's 600 kvar becomes about 150 kvar at peak); feeder totals match.
+(e.g. bus 30's nominal 600 kvar becomes about 112 kvar at the feeder peak); feeder totals match.
 
 Renewables
 ----------

@@ -14,7 +14,7 @@ What it does (and nothing else):
    :data:`RES_COLUMNS`, in that order, with their SimBench names and values unchanged;
 3. writes them as gzip-compressed CSV (``;``-free, comma separated, ``.`` decimal, values
    printed with Python's shortest round-trip repr so they read back bit-identical; the gzip
-   header carries no timestamp, so a rebuild is byte-identical).
+   header carries no timestamp, so a rebuild at the same path is byte-identical).
 
 SimBench data are licensed under ODbL 1.0; see README.md in this folder.
 """
