@@ -125,6 +125,16 @@ def test_constructions_agree_and_resolve(reactive_case):
         assert second < first
 
 
+def test_auto_construction_switches_for_sweeps(reactive_case):
+    net, P, Q, inv = reactive_case
+    m = OPFModel(net, P, Q, devices=[inv], v_min_pu=0.9)
+    assert m.construction == "constant"  # cheapest one-off
+    first = m.solve().objective
+    m.update(load_p_kw=0.8 * P, load_q_kvar=0.8 * Q)
+    assert m.construction == "parametric"  # small problem: DPP re-solves
+    assert m.solve().objective < first
+
+
 def test_update_device_data_rhs(reactive_case):
     net, P, Q, inv = reactive_case
     m = OPFModel(net, P, Q, devices=[inv], v_min_pu=0.9, construction="rhs")

@@ -17,7 +17,9 @@ Three ways to build the same problem (``construction=``), chosen per use
     exactly) and calls the solver on the stored matrices: re-solves cost solver time only,
     at any size.
 ``"auto"`` (default)
-    ``"parametric"`` up to :data:`PARAMETRIC_MAX_ENTRIES` data entries, else ``"constant"``.
+    ``"constant"`` for the first solve (cheapest one-off); at the first :meth:`OPFModel.update`
+    the model switches to ``"parametric"`` up to :data:`PARAMETRIC_MAX_ENTRIES` data entries,
+    else to ``"rhs"``, so a sweep pays one compile and then solver time only.
 """
 from __future__ import annotations
 
@@ -90,9 +92,9 @@ class OPFModel:
         self.families = dict(fam.FAMILIES if families is None else families)
         self.extra_terms: list[ObjectiveTerm] = []
         self._values = self._data_values()
-        n_entries = sum(v.size for v in self._values.values())
-        if construction == "auto":
-            construction = "parametric" if n_entries <= PARAMETRIC_MAX_ENTRIES else "constant"
+        self.auto = construction == "auto"
+        if self.auto:
+            construction = "constant"
         if construction not in ("parametric", "constant", "rhs"):
             raise InputError(f"construction must be 'auto', 'parametric', 'constant' or 'rhs'; got {construction!r}")
         self.construction = construction
@@ -179,8 +181,10 @@ class OPFModel:
         self.params: dict[str, cp.Parameter] = {}
         self.P = cp.Variable((K, T), name="P")
         self.Q = cp.Variable((K, T), name="Q")
-        self.l = cp.Variable((K, T), name="l", nonneg=True)
-        self.v = cp.Variable((N, T), name="v", nonneg=True)
+        # ℓ ≥ 0 and v ≥ 0 are implied by the cone (ℓ + v ≥ |ℓ − v|) and the voltage band;
+        # not declaring them keeps 2·(K+N)·T rows out of the conic problem.
+        self.l = cp.Variable((K, T), name="l")
+        self.v = cp.Variable((N, T), name="v")
         self.device_vars, self.storage_vars = {}, {}
         for name, g in self.groups.items():
             inc = self._incidence(g)
@@ -250,7 +254,11 @@ class OPFModel:
             raise InputError("update: the device data changed structure (e.g. reactive power "
                              "switched on/off); build a new OPFModel instead")
         self._values = new
-        if self.construction == "parametric":
+        if self.auto and self.construction == "constant":
+            n_entries = sum(v.size for v in new.values())
+            self.construction = "parametric" if n_entries <= PARAMETRIC_MAX_ENTRIES else "rhs"
+            self._build()
+        elif self.construction == "parametric":
             for name, par in self.params.items():
                 par.value = new[name]
         elif self.construction == "constant":
