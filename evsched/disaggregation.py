@@ -20,6 +20,12 @@ station aggregate), find per-session ``p_ch[s,t], p_dis[s,t] ≥ 0`` that
     x_s[T−1] ≥ x^{end}_{lo,s} − u_s,\;\; x_s[T−1] ≤ x^{end}_{hi,s},\;\; u_s ≥ 0
     \quad\text{(departure energy, soft: shortfall } u\text{)}
 
+An evening session may end below its midnight handover energy (``x_s[T−1] ≤ x^{end}_{hi,s}``
+only); its deficit ``δ = x^{end}_{hi} − x_s[T−1] ≥ 0`` is carried into the same reservation's
+morning session, whose SOC limits and departure target then apply to ``x_m − δ`` (the
+energy relative to the true midnight state). So the split works on the whole stay, not on the
+fixed handover.
+
 with ``ε = 10⁻⁴`` and, by default (``priority="grid"``), ``w_track = 10``, ``w_short = 1`` per
 kWh: the station schedule the grid was optimised with is followed first; when it cannot be
 split, EVs fall short and are reported. ``priority="evs"`` swaps the weights: reservations
@@ -41,6 +47,7 @@ from dataclasses import dataclass
 import cvxpy as cp
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from evsched.aggregation import station_incidence
 from evsched.errors import OptimisationError
@@ -123,6 +130,15 @@ def session_schedule_from_result(result, name: str, n_sessions: int) -> tuple[np
 PRIORITIES = {"grid": (W_TRACK, W_SHORT), "evs": (W_SHORT, W_TRACK)}
 
 
+def handover_matrix(sessions: Sessions) -> sp.csr_matrix:
+    """(S × S) 0/1 matrix mapping each reservation's evening session to its morning session."""
+    eve = np.flatnonzero(sessions.kind == "evening")
+    mor = np.flatnonzero(sessions.kind == "morning")
+    pos = {r: j for j, r in zip(eve, sessions.res_index[eve])}
+    cols = np.array([pos[r] for r in sessions.res_index[mor]], dtype=int)
+    return sp.csr_matrix((np.ones(len(mor)), (mor, cols)), shape=(sessions.n, sessions.n))
+
+
 def disaggregate(sessions: Sessions, station_net_kw, stations, priority: str = "grid",
                  solver: str | None = None) -> Disaggregation:
     """Allocate station net power (K, T) [kW] to sessions by the LP of the module docstring,
@@ -145,11 +161,19 @@ def disaggregate(sessions: Sessions, station_net_kw, stations, priority: str = "
     x = cp.cumsum(cp.multiply(eta, pc) - cp.multiply(1 / eta, pdis), axis=1)
     dev = A @ (pc - pdis) - P
     rating = sessions.charger_kw[:, None] * sessions.presence
+    # an evening session may end below its midnight handover energy; the deficit is carried
+    # into the same reservation's morning session (whose E0 assumed the full handover)
+    evening = (sessions.kind == "evening").astype(float)
+    deficit = cp.multiply(evening, sessions.target_max_kwh - x[:, T - 1])
+    carried = handover_matrix(sessions) @ deficit
+    xe = x - cp.reshape(carried, (S, 1), order="F") @ np.ones((1, T))  # energy w.r.t. true start
+    end = xe[:, T - 1]
     cons = [pc <= sessions.p_charge_max_kw, pdis <= sessions.p_discharge_max_kw,
             pc + pdis <= rating,
-            x >= sessions.soc_box_min_kwh[:, None], x <= sessions.soc_box_max_kwh[:, None],
-            x[:, T - 1] >= sessions.target_min_kwh - short,
-            x[:, T - 1] <= sessions.target_max_kwh]
+            xe >= sessions.soc_box_min_kwh[:, None], xe <= sessions.soc_box_max_kwh[:, None],
+            end <= sessions.target_max_kwh]
+    last = np.flatnonzero(sessions.kind != "evening")  # sessions that end with a departure
+    cons.append(end[last] >= sessions.target_min_kwh[last] - short[last])
     obj = w_track * cp.sum(cp.abs(dev)) + w_short * cp.sum(short) + EPS * cp.sum(pc + pdis)
     prob = cp.Problem(cp.Minimize(obj), cons)
     solver = solver or ("HIGHS" if "HIGHS" in cp.installed_solvers() else "CLARABEL")
