@@ -38,9 +38,9 @@ from evsched.model.result import OPFResult, build_result
 from evsched.network import Network
 from evsched.solvers import select_solver
 
-PARAMETRIC_MAX_ENTRIES = 20_000
-"""Above this many data entries ``construction="auto"`` uses constants (DPP compile grows
-super-linearly: measured 0.3 s at 33 buses × 24 h but 25 s at 321 × 24)."""
+PARAMETRIC_MAX_ENTRIES = 3_000
+"""Above this many data entries an ``"auto"`` model re-solves with ``"rhs"``, not DPP parameters (DPP compile grows
+super-linearly in time and memory: `make bench` measured 0.4 s at 33 buses × 24 steps (~2k entries), 19 s and 2.7 GiB at 33 × 96, 42 s and 15 GiB at 321 × 24)."""
 
 ACCEPTED_STATUSES = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
 
