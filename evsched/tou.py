@@ -130,13 +130,14 @@ def tou_table(load_kw, *, flat_price_per_kwh: float = 0.65, ratios: dict | None 
               **rule) -> pd.DataFrame:
     """Tidy TOU table ``hour, period, price_per_kwh`` for a 24-hour curve.
 
-    ``price_per_kwh = flat_price_per_kwh * ratios[period]`` [currency/kWh]; ``rule`` are the
+    ``price_per_kwh = flat_price_per_kwh * ratios[period]`` [currency/kWh], rounded to 1e-9
+    to drop floating-point noise; ``rule`` are the
     keyword arguments of :func:`classify_hours`.
     """
     r = dict(DEFAULT_RATIOS if ratios is None else {**DEFAULT_RATIOS, **ratios})
     periods = classify_hours(load_kw, **rule)
     return pd.DataFrame({"hour": np.arange(24), "period": periods,
-                         "price_per_kwh": [flat_price_per_kwh * r[p] for p in periods]})
+                         "price_per_kwh": [round(flat_price_per_kwh * r[p], 9) for p in periods]})
 
 
 def net_load_kw(feeder: pd.DataFrame, renewables: pd.DataFrame, pv_kw: float = 0.0,
