@@ -60,6 +60,21 @@ def save_figure(fig: go.Figure, results_dir, name: str, png: bool = True) -> dic
     return paths
 
 
+def show(fig: go.Figure) -> None:
+    """Display a figure in a notebook with the plotly MIME type (what JupyterLab renders).
+
+    Equivalent to ``fig.show(renderer="plotly_mimetype")`` but without importing
+    ``plotly.io``'s renderer machinery, whose first import pulls nbformat → jsonschema →
+    rfc3987_syntax and costs 2-4 s per kernel in this environment.
+    """
+    import json
+
+    from IPython.display import display
+    bundle = {"application/vnd.plotly.v1+json": {**json.loads(fig.to_json()), "config": {"responsive": True}},
+              "text/plain": f"<plotly figure: {fig.layout.title.text or ''}>"}
+    display(bundle, raw=True)
+
+
 # --- helpers ------------------------------------------------------------------------------------
 
 def tou_blocks(tou: pd.DataFrame) -> list[tuple[int, int, str]]:
