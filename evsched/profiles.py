@@ -72,13 +72,17 @@ def _fmt(ts) -> str:
 
 def _dst_hint(naive: pd.Timestamp, tz: str) -> str:
     """Say whether a naive timestamp lies in a DST transition hour of ``tz`` (for messages)."""
-    try:
-        pd.Timestamp(naive).tz_localize(tz, ambiguous="raise", nonexistent="raise")
-    except Exception as exc:  # pytz/zoneinfo raise different classes
-        kind = "spring-forward" if "nonexistent" in type(exc).__name__.lower() or "NonExistent" in repr(exc) else "fall-back"
-        return (f" ({_fmt(naive)} is in the {kind} hour of daylight saving time in {tz}: "
-                f"is the file in local time? read it with clock='{tz}')")
-    return ""
+    idx = pd.DatetimeIndex([naive])
+    summer = idx.tz_localize(tz, ambiguous=np.array([True]), nonexistent="NaT")
+    winter = idx.tz_localize(tz, ambiguous=np.array([False]), nonexistent="NaT")
+    if summer.isna()[0]:
+        kind = "spring-forward"
+    elif summer[0] != winter[0]:
+        kind = "fall-back"
+    else:
+        return ""
+    return (f" ({_fmt(naive)} is in the {kind} hour of daylight saving time in {tz}: "
+            f"is the file in local time? read it with clock='{tz}')")
 
 
 def parse_clock(raw: pd.Series, source: str, *, clock: str | None = LOCAL_CLOCK,
@@ -176,7 +180,7 @@ def validate_profiles(df: pd.DataFrame, source: str = "<profiles>", *, repair: b
         if not (repair and missing == 1):
             raise input_error(source, f"timestamp {_fmt(first_missing)}", "time", _fmt(first_missing),
                               f"gap: {missing} missing 15-minute step(s) between {_fmt(idx[g])} "
-                              f"and {_fmt(idx[g + 1])}"
+                              f"and {_fmt(idx[g + 1])}" + _dst_hint(first_missing, LOCAL_CLOCK)
                               + ("" if missing == 1 else "; only a single step can be repaired")
                               + ("" if repair else " (pass repair=True to interpolate a single "
                                                    "missing step)"))

@@ -159,6 +159,14 @@ def test_dst_local_file_read_as_fixed_clock_gets_a_hint(tmp_path):
             "clock='Europe/Berlin'", clock=None)
 
 
+def test_dst_spring_gap_read_as_fixed_clock_gets_a_hint(tmp_path):
+    rows = _day("27.03.2016", start=4, n=4) + _day("27.03.2016", start=12, n=4)   # local 01:xx, 03:xx
+    _raises(_write(tmp_path, rows), "timestamp 2016-03-27 02:00", "gap: 4 missing",
+            "spring-forward hour of daylight saving", clock=None)
+    df = read_profiles(_write(tmp_path, rows))                   # read as local time: regular
+    assert len(df) == 8 and df.index[-1] == pd.Timestamp("2016-03-27 02:45")
+
+
 def test_nan_names_timestamp_and_column(tmp_path, caplog):
     rows = _day()
     rows[6] = rows[6].rsplit(",", 2)[0] + ",,0.1"
