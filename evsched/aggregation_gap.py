@@ -45,9 +45,12 @@ def placeholder_base_load(network):
 
 
 def compare(network, reservations, load_p_kw, load_q_kvar, stations=None, reactive: bool = False,
-            v_min_pu: float = 0.95, v_max_pu: float = 1.05, solver: str | None = None,
-            exact: bool = True) -> dict:
+            v_min_pu: float = 0.95, v_max_pu: float = 1.05, v_slack_pu: float = 1.0,
+            solver: str | None = None, exact: bool = True, extra_devices=()) -> dict:
     """Solve aggregated and exact models, disaggregate, verify; return metrics and objects.
+
+    ``extra_devices`` (e.g. the PV/WT :class:`~evsched.model.DeviceGroup`s of a scenario) are
+    added unchanged to both models; ``reactive`` gives the EV storage a reactive variable.
 
     Returns
     -------
@@ -64,10 +67,11 @@ def compare(network, reservations, load_p_kw, load_q_kvar, stations=None, reacti
 
     sessions = build_sessions(reservations)
     env = aggregate(sessions, stations=stations)
-    kw = dict(v_min_pu=v_min_pu, v_max_pu=v_max_pu, construction="constant")
+    kw = dict(v_min_pu=v_min_pu, v_max_pu=v_max_pu, v_slack_pu=v_slack_pu, construction="constant")
+    extra = list(extra_devices)
     t0 = time.perf_counter()
     agg = OPFModel(network, load_p_kw, load_q_kvar,
-                   [env.storage_group("ev_stations", reactive=reactive)], **kw).solve(solver=solver)
+                   extra + [env.storage_group("ev_stations", reactive=reactive)], **kw).solve(solver=solver)
     t_agg = time.perf_counter() - t0
     dis = disaggregate(sessions, station_net_from_result(agg, "ev_stations", env.stations), env.stations)
     dis_evs = disaggregate(sessions, station_net_from_result(agg, "ev_stations", env.stations),
@@ -84,7 +88,7 @@ def compare(network, reservations, load_p_kw, load_q_kvar, stations=None, reacti
     if exact:
         t0 = time.perf_counter()
         ex = OPFModel(network, load_p_kw, load_q_kvar,
-                      [exact_storage_group(sessions, "ev_exact", reactive=reactive)], **kw).solve(solver=solver)
+                      extra + [exact_storage_group(sessions, "ev_exact", reactive=reactive)], **kw).solve(solver=solver)
         t_ex = time.perf_counter() - t0
         pc, pdis = session_schedule_from_result(ex, "ev_exact", sessions.n)
         rep = verify(sessions, pc, pdis, tol_kw=1e-3, tol_kwh=1e-2)

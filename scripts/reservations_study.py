@@ -8,7 +8,10 @@ aggregated-station OPF and of the exact per-EV OPF (active power only), their ga
 of reservations the disaggregation of the aggregated schedule cannot honour.
 The voltage floor is 0.90 p.u. by default: with base load alone (no PV/WT) the feeder cannot hold
 0.95 p.u. at any hour (S1 sits below it), so 0.95 would be infeasible for both models.
-Writes results/reservations_study.csv (one row per fleet) and prints a summary.
+Then, for the default fleet in the study's own case (evsched.case: forecast base load, PV and WT,
+v_min 0.95 p.u.), the same comparison in the S2 (active power only) and S3 (EV, PV and WT reactive
+power too) settings.
+Writes results/reservations_study.csv (one row per fleet and setting) and prints a summary.
 """
 from __future__ import annotations
 
@@ -35,24 +38,55 @@ def main(argv=None) -> None:
     for seed in [FleetConfig().fleet_seed] + list(range(1, args.seeds + 1)):
         fleet = generate_fleet(net, FleetConfig(fleet_seed=seed))
         r = compare(net, fleet, p, q, reactive=args.reactive, v_min_pu=args.v_min_pu)
-        row = {"fleet_seed": seed, "default": seed == FleetConfig().fleet_seed,
+        row = {"setting": "placeholder load, no PV/WT", "fleet_seed": seed,
+               "default": seed == FleetConfig().fleet_seed,
                "n_both": int((fleet["mode"] == "both").sum()),
                "n_discharge": int((fleet["mode"] == "discharge").sum()),
                **{k: r[k] for k in METRICS}}
         rows.append(row)
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+    rows += case_rows()
     df = pd.DataFrame(rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.out, index=False, float_format="%.6g")
-    rnd = df[~df["default"]]
+    base = df[df["setting"] == "placeholder load, no PV/WT"]
+    rnd = base[~base["default"]]
     print(f"\nwrote {args.out}")
-    print(f"default fleet: gap {df.loc[df['default'], 'gap_kwh'].iloc[0]:.2f} kWh "
-          f"({df.loc[df['default'], 'gap_pct'].iloc[0]:.3f} %), failure rate "
-          f"{df.loc[df['default'], 'failure_rate'].iloc[0]:.3f}")
+    d = base[base["default"]].iloc[0]
+    print(f"default fleet: gap {d['gap_kwh']:.2f} kWh ({d['gap_pct']:.3f} %), failure rate "
+          f"{d['failure_rate']:.3f}")
     print(f"{len(rnd)} random seeds: gap {rnd['gap_kwh'].mean():.2f} kWh mean "
           f"[{rnd['gap_kwh'].min():.2f}, {rnd['gap_kwh'].max():.2f}] "
           f"({rnd['gap_pct'].mean():.3f} % mean); failure rate {rnd['failure_rate'].mean():.3f} mean "
           f"[{rnd['failure_rate'].min():.3f}, {rnd['failure_rate'].max():.3f}]")
+
+    for _, c in df[df["setting"] != "placeholder load, no PV/WT"].iterrows():
+        print(f"{c['setting']}: loss aggregated {c['loss_aggregated_kwh']:.2f} kWh, exact "
+              f"{c['loss_exact_kwh']:.2f} kWh, gap {c['gap_kwh']:.3f} kWh ({c['gap_pct']:.3f} %), "
+              f"failure rate {c['failure_rate']:.3f}")
+
+
+def case_rows() -> list[dict]:
+    """The default fleet in the study case (S2 and S3 settings), if evsched.case builds."""
+    try:
+        from evsched.case import build_case, load_case
+        from evsched.scenarios import renewable_groups
+        cd = build_case(load_case())
+    except Exception as exc:  # the case modules belong to other issues; report and go on
+        print(f"study case unavailable ({type(exc).__name__}: {exc}); skipped")
+        return []
+    rows = []
+    for name, reactive in (("case S2 (P only)", False), ("case S3 (P and Q)", True)):
+        r = compare(cd.network, cd.reservations, cd.load_p_kw, cd.load_q_kvar,
+                    stations=cd.case.station_buses, reactive=reactive,
+                    v_min_pu=cd.case.v_min_pu, v_max_pu=cd.case.v_max_pu,
+                    v_slack_pu=cd.case.v_slack_pu, extra_devices=renewable_groups(cd, reactive))
+        rows.append({"setting": name, "fleet_seed": cd.case.fleet.get("fleet_seed", FleetConfig().fleet_seed),
+                     "default": True, "n_both": int((cd.reservations["mode"] == "both").sum()),
+                     "n_discharge": int((cd.reservations["mode"] == "discharge").sum()),
+                     **{k: r[k] for k in METRICS}})
+        print(rows[-1], flush=True)
+    return rows
 
 
 if __name__ == "__main__":
