@@ -197,14 +197,20 @@ def station_group(cd: CaseData, reactive: bool):
     return cd.stations.storage_group(name="ev_stations", reactive=reactive)
 
 
-def _opf_scenario(name: str, cd: CaseData, reactive: bool, solver: str | None = None,
-                  validate: bool = True) -> ScenarioResult:
+def opf_model(cd: CaseData, reactive: bool, construction: str = "constant") -> OPFModel:
+    """The S2 (``reactive=False``) or S3 (``reactive=True``) model of a case: base load as
+    data, PV/WT must-take (:func:`renewable_groups`), the aggregated stations
+    (:func:`station_group`), voltage band and slack voltage from the case."""
     c = cd.case
     devices = renewable_groups(cd, reactive) + [station_group(cd, reactive)]
-    model = OPFModel(cd.network, cd.load_p_kw, cd.load_q_kvar, devices, v_min_pu=c.v_min_pu,
-                     v_max_pu=c.v_max_pu, v_slack_pu=c.v_slack_pu, dt_h=cd.dt_h, hours=cd.hours,
-                     construction="constant")
-    res = model.solve(solver=solver)
+    return OPFModel(cd.network, cd.load_p_kw, cd.load_q_kvar, devices, v_min_pu=c.v_min_pu,
+                    v_max_pu=c.v_max_pu, v_slack_pu=c.v_slack_pu, dt_h=cd.dt_h, hours=cd.hours,
+                    construction=construction)
+
+
+def _from_opf(name: str, cd: CaseData, res, validate: bool) -> ScenarioResult:
+    """Wrap a solved :class:`~evsched.model.OPFResult` as a scenario result (+ AC check)."""
+    c = cd.case
     dev = res.dispatch.groupby(["hour", "bus", "device"], as_index=False)[["p_kw", "q_kvar"]].sum()
     dispatch = pd.concat([base_load_dispatch(cd), dev], ignore_index=True)[DISPATCH_COLUMNS]
     ac = None
@@ -214,6 +220,12 @@ def _opf_scenario(name: str, cd: CaseData, reactive: bool, solver: str | None = 
     return ScenarioResult(name, DESCRIPTIONS[name], dispatch, res.voltages, res.branches, ac, res,
                           res.solver, res.solve_seconds, res.max_relaxation_gap, cd.dt_h,
                           c.v_min_pu, c.v_max_pu)
+
+
+def _opf_scenario(name: str, cd: CaseData, reactive: bool, solver: str | None = None,
+                  validate: bool = True) -> ScenarioResult:
+    res = opf_model(cd, reactive).solve(solver=solver)
+    return _from_opf(name, cd, res, validate)
 
 
 def build_s2(cd: CaseData, solver: str | None = None, validate: bool = True) -> ScenarioResult:
@@ -243,3 +255,34 @@ def run_scenario(name: str, cd: CaseData) -> ScenarioResult:
 def run_all(cd: CaseData, names=SCENARIOS) -> dict[str, ScenarioResult]:
     """Run the scenarios in order; returns ``{name: ScenarioResult}``."""
     return {n: run_scenario(n, cd) for n in names}
+
+
+def renewable_sensitivity(cd: CaseData, factors=(0.5, 1.0, 1.5, 2.0), solver: str | None = None,
+                          construction: str = "rhs") -> pd.DataFrame:
+    """S2 and S3 re-solved with every PV/WT capacity scaled by each factor (SOCP only).
+
+    One model per scenario is compiled once (``construction="rhs"``: the data only enter the
+    right-hand side of the conic problem, see :mod:`evsched.model.builder`); each factor only
+    updates the renewable data (:meth:`OPFModel.update`) and re-solves. Returns one row per (factor,
+    scenario) with the summary metrics (``ac_*`` empty: no AC check) and ``status``
+    ('optimal' or the solver's error message, e.g. which hours/buses are infeasible).
+    """
+    from evsched.case import scale_renewables
+    from evsched.errors import OptimisationError
+
+    rows = []
+    for name, reactive in (("S2", False), ("S3", True)):
+        model = None
+        for f in factors:
+            scaled = scale_renewables(cd, f)
+            if model is None:
+                model = opf_model(scaled, reactive, construction=construction)
+            else:
+                model.update(devices=renewable_groups(scaled, reactive))
+            try:
+                row = _from_opf(name, scaled, model.solve(solver=solver), validate=False).summary()
+                row["status"] = "optimal"
+            except OptimisationError as exc:
+                row = {"scenario": name, "status": str(exc)}
+            rows.append({"dg_factor": f, **row})
+    return pd.DataFrame(rows)

@@ -142,3 +142,13 @@ def test_case_bus_outside_network():
     case = load_case(pv_buses=[13, 40])
     with pytest.raises(InputError, match="'pv_buses'.*bus 40"):
         case.check_network(__import__("evsched").load_ieee33())
+
+
+def test_renewable_sensitivity_matches_the_scenarios(case_data, results):
+    # factor 1 re-solved through the compiled-once ('rhs') model equals the plain S2/S3 solves
+    sens = scenarios.renewable_sensitivity(case_data, factors=(0.5, 1.0)).set_index(["dg_factor", "scenario"])
+    assert (sens.status == "optimal").all()
+    for name in ("S2", "S3"):
+        assert sens.at[(1.0, name), "loss_kwh"] == pytest.approx(results[name].summary()["loss_kwh"], rel=1e-4)
+    # less DG, more loss
+    assert sens.at[(0.5, "S2"), "loss_kwh"] > sens.at[(1.0, "S2"), "loss_kwh"]
