@@ -23,6 +23,21 @@ V_SCALE = (0.93, 1.07)
 """Common colour range of every voltage plot [p.u.] (the 0.95/1.05 limits sit inside it)."""
 
 _png_notice_shown = False
+_png_server_started = False
+
+
+def _start_png_server() -> None:
+    """Start kaleido's persistent browser once, so each PNG costs ~0.1 s instead of a
+    browser start (~2 s); harmless if it fails (write_image then starts its own)."""
+    global _png_server_started
+    if _png_server_started:
+        return
+    _png_server_started = True
+    try:
+        import kaleido
+        kaleido.start_sync_server(silence_warnings=True)
+    except Exception:  # old kaleido, no server support: fall back to per-call export
+        pass
 
 
 # --- saving ---------------------------------------------------------------------------------
@@ -53,6 +68,7 @@ def save_figure(fig: go.Figure, results_dir, name: str, png: bool = True) -> dic
                 _png_notice_shown = True
         else:
             try:
+                _start_png_server()
                 fig.write_image(out / f"{name}.png", width=1100, height=fig.layout.height or 500)
                 paths["png"] = out / f"{name}.png"
             except Exception as exc:  # kaleido/browser problems must not stop a run
