@@ -159,7 +159,7 @@ class CaseData:
     tou : ``hour, period, price_per_kwh``
     reservations : one row per EV (schema of :mod:`evsched.reservations`)
     stations : :class:`evsched.aggregation.StationEnvelopes` (stations sorted by bus id)
-    sources : where each input came from (module names, or 'fallback' while a module is missing)
+    sources : which evsched function produced each input (forecast, tou, fleet, aggregation)
     """
 
     case: Case
