@@ -101,8 +101,10 @@ def _cmd_validate(args) -> int:
         rep = validate_reservations(args.file, load_ieee33(), stations, on_error=on_error)
     except InputError as exc:
         print(f"rejected: {exc}", file=sys.stderr)
-        print(f"{args.file}: stopped at the first rejected row (use --skip-bad to check every row)",
-              file=sys.stderr)
+        row, n = getattr(exc, "row", None), getattr(exc, "n_rows", None)
+        where = f" (row {row} of {n}: {row - 1} accepted before it, 1 rejected)" if row else ""
+        print(f"{args.file}: stopped at the first rejected row{where}; use --skip-bad to check "
+              "every row", file=sys.stderr)
         return 1
     for m in rep.messages():
         print(f"rejected: {m}", file=sys.stderr)

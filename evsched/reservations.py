@@ -198,7 +198,9 @@ def validate_reservations(data, network, station_buses, on_error: str = "raise",
     problems.sort(key=lambda p: (p[0], p[1]))  # row, then rule order
     if problems and on_error == "raise":
         row_i, _, field, reason = problems[0]
-        raise _error(source, row_i + 1, _id_text(raw, row_i), field, raw.at[row_i, field], reason)
+        err = _error(source, row_i + 1, _id_text(raw, row_i), field, raw.at[row_i, field], reason)
+        err.row, err.n_rows = row_i + 1, len(raw)  # for callers that report progress
+        raise err
     rejected = pd.DataFrame(
         [(r + 1, _id_text(raw, r), f, raw.at[r, f], why) for r, _, f, why in problems],
         columns=["row", "ev_id", "field", "value", "reason"])

@@ -36,7 +36,8 @@ def test_validate_fail_first_prints_the_exact_message(tmp_path, capsys, changes,
     err = capsys.readouterr().err
     msg = f"{path}, row 2 (ev_id 'EV001'), field '{field}' = {value!r}: {reason}"
     assert err.splitlines()[0] == f"rejected: {msg}"
-    assert "use --skip-bad to check every row" in err
+    assert err.splitlines()[1] == (f"{path}: stopped at the first rejected row (row 2 of 2: 1 accepted "
+                                   "before it, 1 rejected); use --skip-bad to check every row")
 
 
 def test_validate_skip_bad_through_the_console_script(tmp_path):
