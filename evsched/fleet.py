@@ -35,7 +35,7 @@ between bus coordinates (``station_distance="euclidean"``). Ties go to the lower
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import pandas as pd

@@ -45,7 +45,7 @@ def main(argv=None) -> None:
                **{k: r[k] for k in METRICS}}
         rows.append(row)
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
-    rows += case_rows()
+    rows += case_rows(args.seeds)
     df = pd.DataFrame(rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.out, index=False, float_format="%.6g")
@@ -60,14 +60,21 @@ def main(argv=None) -> None:
           f"({rnd['gap_pct'].mean():.3f} % mean); failure rate {rnd['failure_rate'].mean():.3f} mean "
           f"[{rnd['failure_rate'].min():.3f}, {rnd['failure_rate'].max():.3f}]")
 
-    for _, c in df[df["setting"] != "placeholder load, no PV/WT"].iterrows():
-        print(f"{c['setting']}: loss aggregated {c['loss_aggregated_kwh']:.2f} kWh, exact "
+    for setting, g in df[df["setting"] != "placeholder load, no PV/WT"].groupby("setting"):
+        c, rs = g[g["default"]].iloc[0], g[~g["default"]]
+        print(f"{setting}, default fleet: loss aggregated {c['loss_aggregated_kwh']:.2f} kWh, exact "
               f"{c['loss_exact_kwh']:.2f} kWh, gap {c['gap_kwh']:.3f} kWh ({c['gap_pct']:.3f} %), "
               f"failure rate {c['failure_rate']:.3f}")
+        if len(rs):
+            print(f"{setting}, {len(rs)} random seeds: gap {rs['gap_kwh'].mean():.2f} kWh mean "
+                  f"[{rs['gap_kwh'].min():.2f}, {rs['gap_kwh'].max():.2f}] ({rs['gap_pct'].mean():.3f} % "
+                  f"mean); failure rate {rs['failure_rate'].mean():.3f} mean "
+                  f"[{rs['failure_rate'].min():.3f}, {rs['failure_rate'].max():.3f}]")
 
 
-def case_rows() -> list[dict]:
-    """The default fleet in the study case (S2 and S3 settings), if evsched.case builds."""
+def case_rows(n_seeds: int = 20) -> list[dict]:
+    """The study case (S2 and S3 settings) with its default fleet and ``n_seeds`` random fleets
+    (drawn with the case's TOU table), if evsched.case builds."""
     try:
         from evsched.case import build_case, load_case
         from evsched.scenarios import renewable_groups
@@ -76,16 +83,21 @@ def case_rows() -> list[dict]:
         print(f"study case unavailable ({type(exc).__name__}: {exc}); skipped")
         return []
     rows = []
-    for name, reactive in (("case S2 (P only)", False), ("case S3 (P and Q)", True)):
-        r = compare(cd.network, cd.reservations, cd.load_p_kw, cd.load_q_kvar,
-                    stations=cd.case.station_buses, reactive=reactive,
-                    v_min_pu=cd.case.v_min_pu, v_max_pu=cd.case.v_max_pu,
-                    v_slack_pu=cd.case.v_slack_pu, extra_devices=renewable_groups(cd, reactive))
-        rows.append({"setting": name, "fleet_seed": cd.case.fleet.get("fleet_seed", FleetConfig().fleet_seed),
-                     "default": True, "n_both": int((cd.reservations["mode"] == "both").sum()),
-                     "n_discharge": int((cd.reservations["mode"] == "discharge").sum()),
-                     **{k: r[k] for k in METRICS}})
-        print(rows[-1], flush=True)
+    default_seed = cd.case.fleet.get("fleet_seed", FleetConfig().fleet_seed)
+    cfg = FleetConfig.from_params(source="case", station_buses=tuple(cd.case.station_buses), **cd.case.fleet)
+    for seed in [default_seed] + list(range(1, n_seeds + 1)):
+        fleet = cd.reservations if seed == default_seed else generate_fleet(
+            cd.network, cfg, tou=cd.tou, fleet_seed=seed)
+        for name, reactive in (("case S2 (P only)", False), ("case S3 (P and Q)", True)):
+            r = compare(cd.network, fleet, cd.load_p_kw, cd.load_q_kvar,
+                        stations=cd.case.station_buses, reactive=reactive,
+                        v_min_pu=cd.case.v_min_pu, v_max_pu=cd.case.v_max_pu,
+                        v_slack_pu=cd.case.v_slack_pu, extra_devices=renewable_groups(cd, reactive))
+            rows.append({"setting": name, "fleet_seed": seed, "default": seed == default_seed,
+                         "n_both": int((fleet["mode"] == "both").sum()),
+                         "n_discharge": int((fleet["mode"] == "discharge").sum()),
+                         **{k: r[k] for k in METRICS}})
+            print(rows[-1], flush=True)
     return rows
 
 
