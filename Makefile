@@ -21,7 +21,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON3) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e $(ROOT)
-	@$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (evsched)" >/dev/null
+	@$(PY) scripts/register_kernel.py
 	@touch $(STAMP)
 	@echo ">> environment ready (.venv, Jupyter kernel '$(KERNEL)')"
 

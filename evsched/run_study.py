@@ -122,16 +122,25 @@ def run(params_path: Path, only: list[str] | None = None, out: Path | None = Non
             raise
         timings[nb.name] = round(time.perf_counter() - t0, 2)
         print(f"done in {timings[nb.name]:.1f} s", flush=True)
-    # swap the staging folder's entries into place, then mark the run complete
-    for entry in staging.iterdir():
-        dest = target / entry.name
-        if dest.is_dir():
-            shutil.rmtree(dest)
-        elif dest.exists():
-            dest.unlink()
-        shutil.move(str(entry), str(dest))
-    staging.rmdir()
+    # move the staging folder into place, then mark the run complete: a full run replaces
+    # each top-level entry it wrote (no stale files); a partial run (--only) merges file by file
+    if only:
+        for src in sorted(p for p in staging.rglob("*") if p.is_file()):
+            dest = target / src.relative_to(staging)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(src), str(dest))
+        shutil.rmtree(staging)
+    else:
+        for entry in staging.iterdir():
+            dest = target / entry.name
+            if dest.is_dir():
+                shutil.rmtree(dest)
+            elif dest.exists():
+                dest.unlink()
+            shutil.move(str(entry), str(dest))
+        staging.rmdir()
     info = {"params_file": _rel(params_path), "parameters": params, "notebooks": timings,
+            "partial_run": bool(only),
             "total_seconds": round(time.perf_counter() - t_all, 2),
             "python": platform.python_version(), "machine": platform.machine(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}

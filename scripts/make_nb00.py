@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import evsched
 from evsched.netmap import network_map, voltage_profile
+from evsched.figures import save_figure, show
 from evsched.params import check_voltage_band
 from evsched.powerflow import run_ac_powerflow, compare
 from evsched.model import OPFModel
@@ -37,7 +38,6 @@ from evsched.model import OPFModel
 v_slack_pu, v_min_pu, v_max_pu = check_voltage_band(v_slack_pu, v_min_pu, v_max_pu)
 out = Path(results_dir)
 (out / "network").mkdir(parents=True, exist_ok=True)
-(out / "figures").mkdir(parents=True, exist_ok=True)
 """),
 ("md", r"""
 ## 1 · The feeder
@@ -57,8 +57,8 @@ net.branch_table().head(8)
 """),
 ("code", """
 fig = network_map(net, title="IEEE 33-bus feeder (bus colour: nominal load, kW)")
-fig.write_html(out / "figures" / "network_map.html", include_plotlyjs="directory")
-fig
+save_figure(fig, out, "network_map")
+show(fig)
 """),
 ("md", r"""
 ## 2 · Base-case AC power flow
@@ -85,8 +85,8 @@ check
 ("code", """
 fig = voltage_profile(net, v, title=f"Voltage along the feeder at nominal load (slack {v_slack_pu} p.u.)",
                       v_min_pu=v_min_pu, v_max_pu=v_max_pu)
-fig.write_html(out / "figures" / "base_voltage_profile.html", include_plotlyjs="directory")
-fig
+save_figure(fig, out, "base_voltage_profile")
+show(fig)
 """),
 ("md", r"""
 The main feeder (1 → 18) and the long lateral 6 → 33 sag below 0.95 p.u.; the short
