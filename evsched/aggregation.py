@@ -55,6 +55,8 @@ class StationEnvelopes:
     p_charge_max_kw, p_discharge_max_kw : (K, T) Σ connected charger ratings [kW]
     s_max_kva : (K, T) Σ connected charger apparent ratings [kVA]
     energy_min_kwh, energy_max_kwh : (K, T) cumulative energy envelope [kWh] (E at step end)
+    p_total_max_kw : (K, T) Σ connected charger ratings f·P of every EV [kW]: bound on
+        ``p_ch + p_dis`` (a charger cannot charge and discharge at full power in one hour)
     n_connected : (K, T) EVs plugged in (Σ presence fractions)
     n_reservations : (K,) reservations per station
     eta : (K,) station efficiency
@@ -66,6 +68,7 @@ class StationEnvelopes:
     s_max_kva: np.ndarray
     energy_min_kwh: np.ndarray
     energy_max_kwh: np.ndarray
+    p_total_max_kw: np.ndarray
     n_connected: np.ndarray
     n_reservations: np.ndarray
     eta: np.ndarray
@@ -86,6 +89,7 @@ class StationEnvelopes:
             "s_max_kva": self.s_max_kva.ravel(),
             "energy_min_kwh": self.energy_min_kwh.ravel(),
             "energy_max_kwh": self.energy_max_kwh.ravel(),
+            "p_total_max_kw": self.p_total_max_kw.ravel(),
         })
 
     def storage_group(self, name: str = "ev_stations", reactive: bool = False):
@@ -132,6 +136,7 @@ def aggregate(sessions: Sessions, stations=None) -> StationEnvelopes:
         stations=st, p_charge_max_kw=A @ sessions.p_charge_max_kw,
         p_discharge_max_kw=A @ sessions.p_discharge_max_kw, s_max_kva=A @ sessions.s_max_kva,
         energy_min_kwh=A @ sessions.energy_min_kwh, energy_max_kwh=A @ sessions.energy_max_kwh,
+        p_total_max_kw=A @ (sessions.charger_kw[:, None] * sessions.presence),
         n_connected=n_conn, n_reservations=n_res, eta=eta)
 
 
@@ -157,3 +162,34 @@ def uncontrolled_station_demand(reservations: pd.DataFrame, network,
     """
     p = uncontrolled_charging(reservations, target=target)
     return per_bus_hour(p, reservations["station"].to_numpy(int), network)
+
+
+def charger_time_sharing(limits_kw: dict) -> callable:
+    r"""A constraint family for :class:`evsched.model.OPFModel` (``families=``):
+    ``p_ch + p_dis ≤ limit`` [kW] for each named StorageGroup.
+
+    :class:`~evsched.model.StorageGroup` bounds charge and discharge separately, so a
+    loss-minimising OPF may charge and discharge one EV (or station) at once and "burn"
+    energy in the converters, which the network loss does not count (seen with must-take PV/WT
+    surplus). One charger time-shares an hour between the two directions:
+    ``p_ch[i,t] + p_dis[i,t] ≤ f_i[t]·P_i`` (per EV: ``charger_kw × presence``; per station:
+    :attr:`StationEnvelopes.p_total_max_kw`, a valid outer bound of the sum).
+
+    Usage::
+
+        fams = {**evsched.model.constraints.FAMILIES,
+                "charger_time_sharing": charger_time_sharing({"ev_stations": env.p_total_max_kw})}
+        OPFModel(network, p, q, devices, families=fams)
+    """
+    def family(m):
+        cons = []
+        for name, lim in limits_kw.items():
+            g = m.storage_vars[name]
+            cons.append(g["p_ch"] + g["p_dis"] <= np.asarray(lim, dtype=float) / m.s_base)
+        return cons
+    return family
+
+
+def session_power_limit_kw(sessions: Sessions) -> np.ndarray:
+    """(S, T) charger rating × presence of each session [kW] (its time-sharing limit)."""
+    return sessions.charger_kw[:, None] * sessions.presence
