@@ -11,12 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from evsched.frames import FlowFrames
+
 from evsched.errors import OptimisationError
 from evsched.network import Network
 
 
 @dataclass
-class PowerFlowResult:
+class PowerFlowResult(FlowFrames):
     """Tidy AC power-flow results.
 
     Attributes
@@ -31,18 +33,6 @@ class PowerFlowResult:
     branches: pd.DataFrame
     substation: pd.DataFrame
     dt_h: float = 1.0
-
-    @property
-    def loss_kwh(self) -> float:
-        """Total active loss over branches and steps [kWh] = Σ loss_kw · Δt."""
-        return float(self.branches["loss_kw"].sum() * self.dt_h)
-
-    def loss_per_hour_kw(self) -> pd.Series:
-        return self.branches.groupby("hour")["loss_kw"].sum()
-
-    def v_matrix(self) -> pd.DataFrame:
-        """Voltages as a (bus × hour) frame."""
-        return self.voltages.pivot(index="bus", columns="hour", values="v_pu")
 
 
 def run_ac_powerflow(network: Network, p_kw, q_kvar, v_slack_pu: float = 1.0,

@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from evsched.frames import FlowFrames
+
 
 @dataclass
-class OPFResult:
+class OPFResult(FlowFrames):
     """Tidy results of one OPF solve.
 
     Attributes
@@ -40,18 +42,6 @@ class OPFResult:
     max_relaxation_gap: float = 0.0
     max_relaxation_gap_rel: float = 0.0
     meta: dict = field(default_factory=dict)
-
-    @property
-    def loss_kwh(self) -> float:
-        """Σ over branches and steps of r·ℓ·Δt [kWh]."""
-        return float(self.branches["loss_kw"].sum() * self.dt_h)
-
-    def loss_per_hour_kw(self) -> pd.Series:
-        return self.branches.groupby("hour")["loss_kw"].sum()
-
-    def v_matrix(self) -> pd.DataFrame:
-        """Voltages as a (bus × hour) frame."""
-        return self.voltages.pivot(index="bus", columns="hour", values="v_pu")
 
     def net_demand_matrices(self) -> tuple[np.ndarray, np.ndarray]:
         """Net demand ``(p_kw, q_kvar)`` as (bus × hour) arrays in the network's bus order."""
