@@ -105,7 +105,7 @@ class StationEnvelopes:
             p_discharge_max_kw=self.p_discharge_max_kw, energy_min_kwh=self.energy_min_kwh,
             energy_max_kwh=self.energy_max_kwh, energy_initial_kwh=0.0, eta_charge=self.eta,
             eta_discharge=self.eta, s_max_kva=self.s_max_kva, reactive=reactive,
-            kind="ev_station")
+            kind="ev_station", p_total_max_kw=self.p_total_max_kw)
 
 
 def station_incidence(sessions: Sessions, stations) -> sp.csr_matrix:
@@ -149,7 +149,8 @@ def exact_storage_group(sessions: Sessions, name: str = "ev_exact", reactive: bo
         name=name, buses=sessions.station, p_charge_max_kw=sessions.p_charge_max_kw,
         p_discharge_max_kw=sessions.p_discharge_max_kw, energy_min_kwh=sessions.energy_min_kwh,
         energy_max_kwh=sessions.energy_max_kwh, energy_initial_kwh=0.0, eta_charge=sessions.eta,
-        eta_discharge=sessions.eta, s_max_kva=sessions.s_max_kva, reactive=reactive, kind="ev")
+        eta_discharge=sessions.eta, s_max_kva=sessions.s_max_kva, reactive=reactive, kind="ev",
+        p_total_max_kw=session_power_limit_kw(sessions))
 
 
 def uncontrolled_station_demand(reservations: pd.DataFrame, network,
@@ -162,32 +163,6 @@ def uncontrolled_station_demand(reservations: pd.DataFrame, network,
     """
     p = uncontrolled_charging(reservations, target=target)
     return per_bus_hour(p, reservations["station"].to_numpy(int), network)
-
-
-def charger_time_sharing(limits_kw: dict) -> callable:
-    r"""A constraint family for :class:`evsched.model.OPFModel` (``families=``):
-    ``p_ch + p_dis ≤ limit`` [kW] for each named StorageGroup.
-
-    :class:`~evsched.model.StorageGroup` bounds charge and discharge separately, so a
-    loss-minimising OPF may charge and discharge one EV (or station) at once and "burn"
-    energy in the converters, which the network loss does not count (seen with must-take PV/WT
-    surplus). One charger time-shares an hour between the two directions:
-    ``p_ch[i,t] + p_dis[i,t] ≤ f_i[t]·P_i`` (per EV: ``charger_kw × presence``; per station:
-    :attr:`StationEnvelopes.p_total_max_kw`, a valid outer bound of the sum).
-
-    Usage::
-
-        fams = {**evsched.model.constraints.FAMILIES,
-                "charger_time_sharing": charger_time_sharing({"ev_stations": env.p_total_max_kw})}
-        OPFModel(network, p, q, devices, families=fams)
-    """
-    def family(m):
-        cons = []
-        for name, lim in limits_kw.items():
-            g = m.storage_vars[name]
-            cons.append(g["p_ch"] + g["p_dis"] <= np.asarray(lim, dtype=float) / m.s_base)
-        return cons
-    return family
 
 
 def session_power_limit_kw(sessions: Sessions) -> np.ndarray:

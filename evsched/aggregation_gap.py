@@ -27,8 +27,7 @@ import time
 
 import numpy as np
 
-from evsched.aggregation import (aggregate, charger_time_sharing, exact_storage_group,
-                                 session_power_limit_kw)
+from evsched.aggregation import aggregate, exact_storage_group
 from evsched.disaggregation import (disaggregate, session_schedule_from_result,
                                     station_net_from_result, verify)
 from evsched.sessions import build_sessions
@@ -53,7 +52,8 @@ def compare(network, reservations, load_p_kw, load_q_kvar, stations=None, reacti
 
     ``extra_devices`` (e.g. the PV/WT :class:`~evsched.model.DeviceGroup`s of a scenario) are
     added unchanged to both models; ``reactive`` gives the EV storage a reactive variable;
-    ``time_sharing`` adds :func:`evsched.aggregation.charger_time_sharing` to both models
+    ``time_sharing`` keeps the charger time-sharing limit ``p_ch + p_dis ≤ p_total_max``
+    (:class:`evsched.model.StorageGroup`) in both models
     (``p_ch + p_dis ≤`` charger ratings: without it the optimiser may charge and discharge the
     same EV at once to burn surplus energy in the converters).
 
@@ -72,19 +72,17 @@ def compare(network, reservations, load_p_kw, load_q_kvar, stations=None, reacti
 
     sessions = build_sessions(reservations)
     env = aggregate(sessions, stations=stations)
-    from evsched.model.constraints import FAMILIES
-
-    def fams(name, limit):
+    def without_time_sharing(group):
         if not time_sharing:
-            return None
-        return {**FAMILIES, "charger_time_sharing": charger_time_sharing({name: limit})}
+            group.p_total_max_kw = None
+        return group
 
     kw = dict(v_min_pu=v_min_pu, v_max_pu=v_max_pu, v_slack_pu=v_slack_pu, construction="constant")
     extra = list(extra_devices)
     t0 = time.perf_counter()
     agg = OPFModel(network, load_p_kw, load_q_kvar,
-                   extra + [env.storage_group("ev_stations", reactive=reactive)],
-                   families=fams("ev_stations", env.p_total_max_kw), **kw).solve(solver=solver)
+                   extra + [without_time_sharing(env.storage_group("ev_stations", reactive=reactive))],
+                   **kw).solve(solver=solver)
     t_agg = time.perf_counter() - t0
     dis = disaggregate(sessions, station_net_from_result(agg, "ev_stations", env.stations), env.stations)
     dis_evs = disaggregate(sessions, station_net_from_result(agg, "ev_stations", env.stations),
@@ -101,8 +99,8 @@ def compare(network, reservations, load_p_kw, load_q_kvar, stations=None, reacti
     if exact:
         t0 = time.perf_counter()
         ex = OPFModel(network, load_p_kw, load_q_kvar,
-                      extra + [exact_storage_group(sessions, "ev_exact", reactive=reactive)],
-                      families=fams("ev_exact", session_power_limit_kw(sessions)), **kw).solve(solver=solver)
+                      extra + [without_time_sharing(exact_storage_group(sessions, "ev_exact", reactive=reactive))],
+                      **kw).solve(solver=solver)
         t_ex = time.perf_counter() - t0
         pc, pdis = session_schedule_from_result(ex, "ev_exact", sessions.n)
         rep = verify(sessions, pc, pdis, tol_kw=1e-3, tol_kwh=1e-2)

@@ -53,6 +53,9 @@ class Case(BaseModel):
     wt_capacity_kw: list[float] = Field([500.0, 500.0], description="WT rated power [kW], 0..10000 each")
     inverter_kva_ratio: float = Field(1.1, ge=1.0, le=2.0,
                                       description="PV/WT inverter rating / rated active power")
+    count_converter_losses: bool = Field(
+        True, description="add the EV chargers' conversion losses to the S2/S3 objective "
+                          "(False: network loss only, as in the paper; lets the optimiser cycle energy for free)")
     forecast: dict = Field(default_factory=dict,
                            description="evsched.forecast.day_ahead parameters (target_day, forecast_model, ...)")
     tou: dict = Field(default_factory=dict,

@@ -42,6 +42,10 @@ stay, and ``E ≥ soc_departure_min·B`` on departure. An EV failing any check i
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+
 from dataclasses import dataclass
 
 import cvxpy as cp
@@ -177,7 +181,8 @@ def disaggregate(sessions: Sessions, station_net_kw, stations, priority: str = "
     obj = w_track * cp.sum(cp.abs(dev)) + w_short * cp.sum(short) + EPS * cp.sum(pc + pdis)
     prob = cp.Problem(cp.Minimize(obj), cons)
     solver = solver or ("HIGHS" if "HIGHS" in cp.installed_solvers() else "CLARABEL")
-    prob.solve(solver=solver, **({"output_flag": False} if solver == "HIGHS" else {}))
+    with _quiet_c_stdout(solver == "HIGHS"):  # HiGHS prints a licence banner once per process
+        prob.solve(solver=solver, **({"output_flag": False} if solver == "HIGHS" else {}))
     if prob.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
         raise OptimisationError(f"disaggregation LP ({S} sessions, {len(stations)} stations): "
                                 f"solver {solver} returned {prob.status}")
@@ -243,3 +248,20 @@ def verify(sessions: Sessions, p_charge_kw, p_discharge_kw, tol_kw: float = TOL_
         "honoured": honoured, "reason": reason, "shortfall_kwh": shortfall,
         "power_excess_kw": np.maximum(excess, 0.0), "soc_min_seen": E_stay_min / B,
         "soc_max_seen": E_stay_max / B, "soc_departure": e_end / B})
+
+
+@contextlib.contextmanager
+def _quiet_c_stdout(active: bool = True):
+    """Silence output written by compiled code to file descriptor 1 (not Python's sys.stdout)."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)

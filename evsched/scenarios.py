@@ -200,12 +200,14 @@ def station_group(cd: CaseData, reactive: bool):
 def opf_model(cd: CaseData, reactive: bool, construction: str = "constant") -> OPFModel:
     """The S2 (``reactive=False``) or S3 (``reactive=True``) model of a case: base load as
     data, PV/WT must-take (:func:`renewable_groups`), the aggregated stations
-    (:func:`station_group`), voltage band and slack voltage from the case."""
+    (:func:`station_group`), voltage band and slack voltage from the case. The objective is
+    the network loss plus, when ``case.count_converter_losses`` (default), the chargers'
+    conversion losses, so that cycling energy through the batteries is never free."""
     c = cd.case
     devices = renewable_groups(cd, reactive) + [station_group(cd, reactive)]
     return OPFModel(cd.network, cd.load_p_kw, cd.load_q_kvar, devices, v_min_pu=c.v_min_pu,
                     v_max_pu=c.v_max_pu, v_slack_pu=c.v_slack_pu, dt_h=cd.dt_h, hours=cd.hours,
-                    construction=construction)
+                    construction=construction, count_converter_losses=c.count_converter_losses)
 
 
 def _from_opf(name: str, cd: CaseData, res, validate: bool) -> ScenarioResult:

@@ -195,3 +195,30 @@ def test_solver_selection(monkeypatch):
     assert solvers.select_solver("ecos") == "ECOS"
     with pytest.raises(ValueError, match="not installed"):
         solvers.select_solver("NOSUCHSOLVER")
+
+
+def test_storage_does_not_burn_surplus_energy():
+    """Must-take surplus at a bus with storage: the optimum never charges and discharges at once.
+
+    Without the time-sharing limit and the converter-loss term, charging and discharging in
+    the same hour dumps energy in the converters and lowers the network loss for free.
+    """
+    net = two_bus(load_kw=0.0, load_kvar=0.0)
+    T = 4
+    load = np.zeros((2, T))
+    load[1] = [-900.0, -900.0, 100.0, 100.0]  # surplus injection, then a small load
+    st = StorageGroup("ev", buses=[2], p_charge_max_kw=300.0, p_discharge_max_kw=300.0,
+                      p_total_max_kw=300.0, energy_min_kwh=[[0.0] * T], energy_max_kwh=[[0.0] * T],
+                      eta_charge=0.9, eta_discharge=0.9)
+    m = OPFModel(net, load, np.zeros((2, T)), devices=[st], v_min_pu=0.5, v_max_pu=1.5)
+    res = m.solve()
+    both = np.minimum(res.storage.p_charge_kw, res.storage.p_discharge_kw)
+    assert both.max() < 1e-3
+    burner = OPFModel(net, load, np.zeros((2, T)), devices=[st], v_min_pu=0.5, v_max_pu=1.5,
+                      count_converter_losses=False).solve()
+    # E stays 0, so the only use of the storage is burning: η·p_ch = p_dis/η. The network-loss-only
+    # objective does exploit it in the surplus hours, up to the time-sharing limit p_ch + p_dis ≤ 300
+    burnt = burner.storage.query("hour < 2")
+    np.testing.assert_allclose(burnt.p_charge_kw, 300.0 / (1 + 0.9**2), rtol=1e-4)
+    np.testing.assert_allclose(burnt.p_discharge_kw, 300.0 * 0.9**2 / (1 + 0.9**2), rtol=1e-4)
+    assert burner.loss_kwh < res.loss_kwh

@@ -72,13 +72,20 @@ class OPFModel:
     families : mapping name → constraint function (default
         :data:`evsched.model.constraints.FAMILIES`); pass a modified copy to add or drop one.
 
-    Minimises Σ_k Σ_t r_k ℓ_{k,t} · S_base · Δt, the total active loss [kWh], plus any
-    terms added with :meth:`add_objective_term`.
+    count_converter_losses : bool
+        Add the storage converters' losses Σ ((1 − η_c) p_ch + (1/η_d − 1) p_dis) · Δt [kWh]
+        to the objective (default True). Without it, charging and discharging at once is a
+        free way to dump surplus energy and lower the *network* loss; with it, the optimum
+        does not burn energy. The reported network loss (``loss_kwh``) never includes it.
+
+    Minimises Σ_k Σ_t r_k ℓ_{k,t} · S_base · Δt, the total active network loss [kWh], plus the
+    converter losses and any terms added with :meth:`add_objective_term`.
     """
 
     def __init__(self, network: Network, load_p_kw, load_q_kvar, devices=(),
                  v_min_pu: float = 0.95, v_max_pu: float = 1.05, v_slack_pu: float = 1.0,
-                 dt_h: float = 1.0, hours=None, construction: str = "auto", families=None):
+                 dt_h: float = 1.0, hours=None, construction: str = "auto", families=None,
+                 count_converter_losses: bool = True):
         self.network = network
         self.s_base = network.s_base_kva
         self.v_min_pu, self.v_max_pu, self.v_slack_pu = float(v_min_pu), float(v_max_pu), float(v_slack_pu)
@@ -91,6 +98,7 @@ class OPFModel:
         self.nonslack = np.setdiff1d(np.arange(network.n_bus), [network.slack])
         self.families = dict(fam.FAMILIES if families is None else families)
         self.extra_terms: list[ObjectiveTerm] = []
+        self.count_converter_losses = bool(count_converter_losses)
         self._values = self._data_values()
         self.auto = construction == "auto"
         if self.auto:
@@ -158,6 +166,8 @@ class OPFModel:
             else:
                 vals[f"{name}.p_ch_max"] = g.p_charge_max_kw / sb
                 vals[f"{name}.p_dis_max"] = g.p_discharge_max_kw / sb
+                if g.p_total_max_kw is not None:
+                    vals[f"{name}.p_total_max"] = g.p_total_max_kw / sb
                 e0 = g.energy_initial_kwh[:, None] / sb
                 vals[f"{name}.e_min"] = g.energy_min_kwh / sb - e0
                 vals[f"{name}.e_max"] = g.energy_max_kwh / sb - e0
@@ -201,6 +211,8 @@ class OPFModel:
         self.constraints = {name: f(self) for name, f in self.families.items()}
         self.loss_pu = cp.sum(sp.diags(net.r_pu) @ self.l)
         terms = [self.loss_pu * self.s_base * self.dt_h]  # kWh
+        if self.count_converter_losses and self.storage_vars:
+            terms.append(self.converter_loss_kwh())
         terms += [t.weight * t.expression for t in self.extra_terms]
         self.objective = cp.Minimize(cp.sum(cp.hstack(terms)) if len(terms) > 1 else terms[0])
         self.problem = cp.Problem(self.objective, [c for cs in self.constraints.values() for c in cs])
@@ -219,6 +231,16 @@ class OPFModel:
             if g["q"] is not None:
                 d_q = d_q + g["inc"] @ g["q"]
         return d_p, d_q
+
+    def converter_loss_kwh(self):
+        """Σ over storage groups of ((1 − η_c)·p_ch + (1/η_d − 1)·p_dis)·Δt [kWh] (cvxpy expression)."""
+        total = 0
+        for g in self.storage_vars.values():
+            grp = g["group"]
+            w_ch = (1.0 - grp.eta_charge)[:, None]
+            w_dis = (1.0 / grp.eta_discharge - 1.0)[:, None]
+            total = total + cp.sum(cp.multiply(w_ch, g["p_ch"]) + cp.multiply(w_dis, g["p_dis"]))
+        return total * self.s_base * self.dt_h
 
     def add_objective_term(self, name: str, weight: float, expression) -> None:
         """Add ``weight · expression`` to the objective (e.g. an energy cost) and rebuild."""

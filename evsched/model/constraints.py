@@ -137,12 +137,15 @@ def apparent_power_limits(m: "OPFModel") -> list[cp.Constraint]:
 def storage_power_limits(m: "OPFModel") -> list[cp.Constraint]:
     r"""Charge and discharge power of every :class:`StorageGroup`:
     :math:`0 \le p^{ch} \le \overline p^{ch}`, :math:`0 \le p^{dis} \le \overline p^{dis}` [p.u.]
-    (non-negativity is declared on the variables)."""
+    (non-negativity is declared on the variables) and, where a time-sharing limit is given,
+    :math:`p^{ch} + p^{dis} \le \overline p^{tot}` (a charger serves one direction at a time)."""
     cons = []
     for g in m.storage_vars.values():
         grp = g["group"]
         cons += [g["p_ch"] <= m.data(f"{g['name']}.p_ch_max"),
                  g["p_dis"] <= m.data(f"{g['name']}.p_dis_max")]
+        if grp.p_total_max_kw is not None:
+            cons.append(g["p_ch"] + g["p_dis"] <= m.data(f"{g['name']}.p_total_max"))
         if g["q"] is not None and not grp.reactive:
             cons.append(g["q"] == 0)
     return cons

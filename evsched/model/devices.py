@@ -130,7 +130,14 @@ class StorageGroup:
         E[i,t] = E0[i] + Δt · Σ_{τ ≤ t} ( η_c[i]·p_ch[i,τ] − p_dis[i,τ]/η_d[i] )
         E_min[i,t] ≤ E[i,t] ≤ E_max[i,t]
         0 ≤ p_ch[i,t] ≤ p_ch_max[i,t],   0 ≤ p_dis[i,t] ≤ p_dis_max[i,t]
+        p_ch[i,t] + p_dis[i,t] ≤ p_total_max[i,t]             (if given: charger time-sharing)
         (p_ch − p_dis)² + q² ≤ s_max²                         (if reactive)
+
+    ``p_total_max_kw`` matters: with separate charge and discharge bounds only, a
+    loss-minimising OPF may charge and discharge at once and burn surplus energy in the
+    converters (which the network loss does not count). A charger serves one direction at a
+    time, so for one EV ``p_total_max = charger_kw × presence``; for a station the sum of its
+    plugged-in chargers' ratings.
 
     For a station aggregate, ``E`` is the net energy delivered to the plugged-in fleet since
     the start of the horizon, and ``E_min``/``E_max`` the cumulative envelope built from
@@ -149,6 +156,7 @@ class StorageGroup:
     s_max_kva: np.ndarray | float | None = None
     reactive: bool = False
     kind: str = "ev_station"
+    p_total_max_kw: np.ndarray | float | None = None
     T: int = field(init=False)
 
     def __post_init__(self):
@@ -164,6 +172,8 @@ class StorageGroup:
         self.eta_discharge = _as_matrix(self.eta_discharge, n, 1, f"{self.name}.eta_discharge")[:, 0]
         if self.s_max_kva is not None:
             self.s_max_kva = _as_matrix(self.s_max_kva, n, T, f"{self.name}.s_max_kva")
+        if self.p_total_max_kw is not None:
+            self.p_total_max_kw = _as_matrix(self.p_total_max_kw, n, T, f"{self.name}.p_total_max_kw")
         if self.reactive and self.s_max_kva is None:
             raise InputError(f"device group '{self.name}': reactive=True needs s_max_kva "
                              "(the chargers' apparent-power rating)")
@@ -175,8 +185,10 @@ class StorageGroup:
 
     def validate(self) -> None:
         """Finite, non-negative power limits, ``E_min ≤ E_max``, efficiencies in (0, 1]."""
-        for f in ("p_charge_max_kw", "p_discharge_max_kw"):
+        for f in ("p_charge_max_kw", "p_discharge_max_kw", "p_total_max_kw"):
             v = getattr(self, f)
+            if v is None:
+                continue
             _check(np.isfinite(v) & (v >= 0), self.name, f, self.buses, v, "must be finite and ≥ 0 kW")
         for f in ("energy_min_kwh", "energy_max_kwh"):
             v = getattr(self, f)
