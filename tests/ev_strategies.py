@@ -41,8 +41,9 @@ def reservation_rows(draw, ev_id: str, stations=STATIONS) -> dict:
     P = draw(st.sampled_from([3.3, 7.0, 11.0]))
     eta = draw(st.sampled_from([0.9, 0.95, 1.0]))
     soc_a = draw(st.integers(5, 95)) / 100
-    soc_min = draw(st.integers(0, 60)) / 100
-    soc_max = draw(st.integers(max(int(soc_min * 100), 40), 100)) / 100
+    soc_min_pct = draw(st.integers(0, 60))  # whole percent: no float round-off in soc_min ≤ soc_max
+    soc_min = soc_min_pct / 100
+    soc_max = draw(st.integers(max(soc_min_pct, 40), 100)) / 100
     cap = eta * P * stay / B  # SOC the charger can add
     hi = min(soc_max, soc_a + cap) if mode != "discharge" else min(soc_max, soc_a)
     lo = soc_min
