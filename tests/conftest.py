@@ -1,8 +1,17 @@
 """Shared fixtures: the IEEE 33-bus feeder and a 24-hour load shape."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# CI runs the property tests derandomised (same examples every run: no flaky red CI);
+# locally hypothesis explores new examples each run.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 import evsched
 
