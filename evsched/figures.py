@@ -6,6 +6,7 @@ Every builder takes ``{name: ScenarioResult}`` (or one result) and returns a
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,9 @@ def save_figure(fig: go.Figure, results_dir, name: str, png: bool = True) -> dic
         else:
             try:
                 _start_png_server()
-                fig.write_image(out / f"{name}.png", width=1100, height=fig.layout.height or 500)
+                with warnings.catch_warnings():  # plotly: "kopts ignored if using a server" (harmless)
+                    warnings.filterwarnings("ignore", message="The kopts argument is ignored")
+                    fig.write_image(out / f"{name}.png", width=1100, height=fig.layout.height or 500)
                 paths["png"] = out / f"{name}.png"
             except Exception as exc:  # kaleido/browser problems must not stop a run
                 print(f"PNG export of {name} failed ({type(exc).__name__}: {str(exc)[:120]}); HTML written.")

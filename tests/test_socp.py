@@ -222,3 +222,32 @@ def test_storage_does_not_burn_surplus_energy():
     np.testing.assert_allclose(burnt.p_charge_kw, 300.0 / (1 + 0.9**2), rtol=1e-4)
     np.testing.assert_allclose(burnt.p_discharge_kw, 300.0 * 0.9**2 / (1 + 0.9**2), rtol=1e-4)
     assert burner.loss_kwh < res.loss_kwh
+
+
+def _force_status(model, status):
+    """Make the next solve of ``model`` report ``status`` (the solution itself stays correct)."""
+    original = model.problem.solve
+
+    def solve(*args, **kwargs):
+        out = original(*args, **kwargs)
+        model.problem._status = status
+        return out
+    model.problem.solve = solve
+
+
+def test_optimal_inaccurate_is_accepted_with_warning_and_recorded(ieee33):
+    p, q = ieee33.nominal_load()
+    m = OPFModel(ieee33, p, q, v_min_pu=0.9, construction="constant")
+    _force_status(m, "optimal_inaccurate")
+    with pytest.warns(UserWarning, match="optimal_inaccurate.*relaxation gap"):
+        res = m.solve()
+    assert res.status == "optimal_inaccurate"
+    assert res.max_relaxation_gap_rel < 1e-6 and res.loss_kwh == pytest.approx(202.68, abs=0.05)
+
+
+def test_failed_status_names_the_model(ieee33):
+    p, q = ieee33.nominal_load()
+    m = OPFModel(ieee33, p, q, v_min_pu=0.9, construction="constant")
+    _force_status(m, "unbounded")
+    with pytest.raises(OptimisationError, match=r"OPF on 'ieee33' \(33 buses × 1 steps.*returned 'unbounded'"):
+        m.solve()
