@@ -131,8 +131,14 @@ def test_auto_construction_switches_for_sweeps(reactive_case):
     assert m.construction == "constant"  # cheapest one-off
     first = m.solve().objective
     m.update(load_p_kw=0.8 * P, load_q_kvar=0.8 * Q)
-    assert m.construction == "parametric"  # small problem: DPP re-solves
-    assert m.solve().objective < first
+    assert m.construction == "rhs"  # sweeps: compile once, then rewrite the right-hand side
+    second = m.solve().objective
+    ref = OPFModel(net, 0.8 * P, 0.8 * Q, devices=[inv], v_min_pu=0.9, construction="constant").solve().objective
+    assert second == pytest.approx(ref, rel=1e-6) and second < first
+    m.update(load_p_kw=0.9 * P, load_q_kvar=0.9 * Q)
+    assert m._compiled is not None  # no recompilation: b was rewritten in place
+    ref = OPFModel(net, 0.9 * P, 0.9 * Q, devices=[inv], v_min_pu=0.9, construction="constant").solve().objective
+    assert m.solve().objective == pytest.approx(ref, rel=1e-6)
 
 
 def test_update_device_data_rhs(reactive_case):
