@@ -49,10 +49,10 @@ png-support: ## install Debian's chromium so figures are also exported as PNG (n
 
 lock: ## re-resolve the newest versions into requirements.lock (then update environment.yml to match)
 	@rm -rf $(ROOT)/.lockenv && $(PYTHON3) -m venv $(ROOT)/.lockenv
-	@$(ROOT)/.lockenv/bin/pip install --quiet -e "$(ROOT)[dev]"
+	@$(ROOT)/.lockenv/bin/pip install --quiet setuptools wheel -e "$(ROOT)[dev]"
 	@(echo "# Pinned environment for evsched (pip freeze of a fresh .venv, Python 3.11)."; \
 	  echo "# Regenerate with \`make lock\`; environment.yml pins the same versions."; \
-	  $(ROOT)/.lockenv/bin/pip freeze --exclude-editable | grep -v '^-e') > $(ROOT)/requirements.lock
+	  $(ROOT)/.lockenv/bin/pip freeze --all --exclude-editable | grep -v -e "^-e" -e "^pip==") > $(ROOT)/requirements.lock
 	@rm -rf $(ROOT)/.lockenv
 	@echo "requirements.lock rewritten; now align environment.yml (tests/test_environment.py checks it)"
 
