@@ -81,3 +81,23 @@ def test_unknown_parameter_rejected(tmp_path):
 def test_output_folder_per_parameter_file():
     assert run_study.output_dir(PARAMS / "default.yaml").name == "results"
     assert run_study.output_dir(PARAMS / "windy.yaml").parts[-2:] == ("results", "windy")
+
+
+def test_notebook_defaults_match_default_yaml():
+    """A parameter file may list only what it changes: the notebooks' own defaults must then
+    be exactly the values of params/default.yaml."""
+    import ast
+
+    import yaml
+    defaults = yaml.safe_load((PARAMS / "default.yaml").read_text())
+    for nb in run_study.notebooks():
+        for name, text in run_study.declared_parameters(nb).items():
+            if name in defaults:
+                assert ast.literal_eval(text) == defaults[name], f"{nb.name}: {name} = {text}"
+
+
+def test_every_parameter_file_is_valid():
+    for path in sorted(PARAMS.glob("*.yaml")):
+        params = run_study.load_params(path)
+        declared = {nb.name: run_study.declared_parameters(nb) for nb in run_study.notebooks()}
+        run_study.check_unknown(params, declared, str(path))
