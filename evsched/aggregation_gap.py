@@ -18,8 +18,8 @@ Both models share the midnight handover of :mod:`evsched.sessions`, so the gap m
 aggregation alone.
 
 :data:`PLACEHOLDER_LOAD_MULTIPLIER` is a stand-in daily load shape (minimum 0.66 at 03:00-04:00,
-peak 1.00 at 09:00, 0.97 in the evening: the IEEE-33 24-h multipliers of one comparable study in
-STUDY.md) for studies that do not need the forecast of :mod:`evsched.case`.
+peak 1.00 at 09:00, 0.97 in the evening: the IEEE-33 24-h multipliers of one comparable
+published study) for studies that do not need the forecast of :mod:`evsched.case`.
 """
 from __future__ import annotations
 

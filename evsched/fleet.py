@@ -1,7 +1,7 @@
 """Seeded synthetic EV fleet: one reservation per EV, written in the :mod:`evsched.reservations` schema.
 
 Defaults reproduce the paper's fleet size (500 EVs × 50 kWh, all reserving) with
-distributions from the comparable studies listed in ``STUDY.md``:
+distributions seen in comparable published EV-scheduling studies:
 
 * **home (overnight) EVs** (share ``home_share``): arrival ~ N(18, 2²) h, departure
   ~ N(8, 2²) h the next morning — the private-car pattern;
