@@ -23,6 +23,7 @@ published study) for studies that do not need the forecast of :mod:`evsched.case
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -73,9 +74,7 @@ def compare(network, reservations, load_p_kw, load_q_kvar, stations=None, reacti
     sessions = build_sessions(reservations)
     env = aggregate(sessions, stations=stations)
     def without_time_sharing(group):
-        if not time_sharing:
-            group.p_total_max_kw = None
-        return group
+        return group if time_sharing else dataclasses.replace(group, p_total_max_kw=None)
 
     kw = dict(v_min_pu=v_min_pu, v_max_pu=v_max_pu, v_slack_pu=v_slack_pu, construction="constant")
     extra = list(extra_devices)

@@ -112,11 +112,8 @@ def compare(ac: PowerFlowResult, opt) -> dict:
     Returns ``max_voltage_mismatch_pu`` (max |V_ac − V_opt| over buses and hours),
     ``ac_loss_kwh``, ``opt_loss_kwh`` and ``loss_rel_diff`` = (opt − ac)/ac.
     """
-    va = ac.voltages.set_index(["hour", "bus"])["v_pu"]
-    vo = opt.voltages.set_index(["hour", "bus"])["v_pu"].reindex(va.index)
-    ac_loss, opt_loss = ac.loss_kwh, opt.loss_kwh
-    return {
-        "max_voltage_mismatch_pu": float((va - vo).abs().max()),
-        "ac_loss_kwh": ac_loss, "opt_loss_kwh": opt_loss,
-        "loss_rel_diff": (opt_loss - ac_loss) / ac_loss if ac_loss else float("nan"),
-    }
+    from evsched.metrics import ac_mismatch
+    out = ac_mismatch(ac.voltages, opt.voltages, ac.loss_kwh, opt.loss_kwh)
+    return {"max_voltage_mismatch_pu": out["max_voltage_mismatch_pu"],
+            "ac_loss_kwh": ac.loss_kwh, "opt_loss_kwh": opt.loss_kwh,
+            "loss_rel_diff": out["loss_rel_diff"]}

@@ -30,6 +30,7 @@ from evsched import metrics
 from evsched.aggregation import uncontrolled_station_demand
 from evsched.case import CaseData
 from evsched.errors import InputError
+from evsched.frames import FlowFrames, tidy
 from evsched.model import DeviceGroup, OPFModel
 from evsched.powerflow import PowerFlowResult, run_ac_powerflow
 
@@ -45,7 +46,7 @@ DEVICES = ("load", "ev_station", "pv", "wt")
 
 
 @dataclass
-class ScenarioResult:
+class ScenarioResult(FlowFrames):
     """One scenario's results in the shape of the results contract.
 
     Attributes
@@ -84,16 +85,12 @@ class ScenarioResult:
     def equivalent_load(self) -> pd.Series:
         return metrics.equivalent_load(self.dispatch)
 
-    def loss_per_hour(self) -> pd.Series:
-        return metrics.loss_per_hour(self.branches)
-
     def ac_check(self) -> dict:
         """``max_voltage_mismatch_pu`` and ``loss_rel_diff`` of the SOCP vs the AC power flow
         (NaN for S0/S1, whose result is the AC power flow)."""
         if self.opf is None or self.ac is None:
             return {"max_voltage_mismatch_pu": float("nan"), "loss_rel_diff": float("nan")}
-        return metrics.ac_mismatch(self.ac.voltages, self.voltages, self.ac.loss_kwh,
-                                   metrics.loss_kwh(self.branches, self.dt_h))
+        return metrics.ac_mismatch(self.ac.voltages, self.voltages, self.ac.loss_kwh, self.loss_kwh)
 
     def violations(self, tol_pu: float = 0.0) -> pd.DataFrame:
         """AC voltages outside the band (rows of ``ac.voltages``, or of ``voltages`` if not validated)."""
@@ -115,10 +112,10 @@ class ScenarioResult:
 # --- dispatch building blocks (tidy frames) ------------------------------------------------
 
 def _tidy(matrix: np.ndarray, buses, device: str, hours, q: np.ndarray | None = None) -> pd.DataFrame:
-    n, T = matrix.shape
-    q = np.zeros_like(matrix) if q is None else q
-    return pd.DataFrame({"hour": np.repeat(hours, n), "bus": np.tile(np.asarray(buses), T),
-                         "device": device, "p_kw": matrix.T.ravel(), "q_kvar": q.T.ravel()})
+    """Dispatch rows ``hour, bus, device, p_kw, q_kvar`` of one device kind (q = 0 if not given)."""
+    df = tidy(matrix, hours, {"bus": buses, "device": device}, "p_kw")
+    df["q_kvar"] = (np.zeros_like(matrix) if q is None else q).T.ravel()
+    return df
 
 
 def base_load_dispatch(cd: CaseData) -> pd.DataFrame:

@@ -20,6 +20,11 @@ PLACEHOLDER_TOU["price_per_kwh"] = PLACEHOLDER_TOU["period"].map(
     {"valley": 0.26, "flat": 0.65, "peak": 1.20})
 
 
+def frame(*rows) -> pd.DataFrame:
+    """Reservation rows (dicts) as a frame with the schema's column order."""
+    return pd.DataFrame(list(rows))[COLUMNS]
+
+
 def good_row(**changes) -> dict:
     """A valid reservation (overnight home EV); ``changes`` override fields."""
     row = dict(ev_id="EV001", bus=18, station=14, arrival_hour=18.0, departure_hour=7.0,

@@ -12,15 +12,11 @@ from evsched.aggregation import (aggregate, exact_storage_group, station_inciden
                                  uncontrolled_station_demand)
 from evsched.disaggregation import verify
 from evsched.fleet import generate_fleet
-from evsched.reservations import COLUMNS, validate_reservations
+from evsched.reservations import validate_reservations
 from evsched.sessions import build_sessions, uncontrolled_charging
-from ev_strategies import STATIONS, fleets, good_row, random_feasible_schedules
+from ev_strategies import STATIONS, fleets, frame, good_row, random_feasible_schedules
 
 TOL = 1e-6
-
-
-def frame(*rows):
-    return pd.DataFrame(list(rows))[COLUMNS]
 
 
 def worked_example():

@@ -19,12 +19,17 @@ from evsched.model import constraints as fam
 SLACK_TOL = 1e-6
 
 
+def _elastic(m) -> dict:
+    """The elastic slacks of model ``m`` by family label (created on first use)."""
+    return m.__dict__.setdefault("elastic", {})
+
+
 def _elastic_voltage_limits(m):
     keep = m.nonslack
     lo = cp.Variable((len(keep), m.T), nonneg=True)
     hi = cp.Variable((len(keep), m.T), nonneg=True)
-    m._elastic["voltage_limits (lower, v_pu ≥ v_min)"] = (lo, m.network.bus_ids[keep], "bus")
-    m._elastic["voltage_limits (upper, v_pu ≤ v_max)"] = (hi, m.network.bus_ids[keep], "bus")
+    _elastic(m)["voltage_limits (lower, v_pu ≥ v_min)"] = (lo, m.network.bus_ids[keep], "bus")
+    _elastic(m)["voltage_limits (upper, v_pu ≤ v_max)"] = (hi, m.network.bus_ids[keep], "bus")
     return [m.v[keep] >= m.v_min_pu ** 2 - lo, m.v[keep] <= m.v_max_pu ** 2 + hi]
 
 
@@ -36,8 +41,8 @@ def _elastic_storage_energy(m):
         lo = cp.Variable((n, m.T), nonneg=True)
         hi = cp.Variable((n, m.T), nonneg=True)
         labels = [f"{g['name']}[{i}] at bus {b}" for i, b in enumerate(g["group"].buses)]
-        m._elastic[f"storage_energy (lower, E ≥ E_min) of '{g['name']}'"] = (lo, labels, "station")
-        m._elastic[f"storage_energy (upper, E ≤ E_max) of '{g['name']}'"] = (hi, labels, "station")
+        _elastic(m)[f"storage_energy (lower, E ≥ E_min) of '{g['name']}'"] = (lo, labels, "station")
+        _elastic(m)[f"storage_energy (upper, E ≤ E_max) of '{g['name']}'"] = (hi, labels, "station")
         cons += [E >= m.data(f"{g['name']}.e_min") - lo, E <= m.data(f"{g['name']}.e_max") + hi]
     return cons
 
@@ -49,14 +54,12 @@ def locate_infeasibility(model, solver: str) -> str:
     families = dict(model.families)
     families["voltage_limits"] = _elastic_voltage_limits
     families["storage_energy"] = _elastic_storage_energy
-    probe = OPFModel.__new__(OPFModel)
-    probe.__dict__.update({k: v for k, v in model.__dict__.items()
-                           if k not in ("problem", "constraints", "params", "_compiled")})
-    probe.families = families
-    probe.construction = "constant"
-    probe._elastic = {}
-    probe._build()
-    penalty = cp.sum(cp.hstack([cp.sum(s) for s, _, _ in probe._elastic.values()])) if probe._elastic else 0
+    probe = OPFModel(model.network, model.load_p_kw, model.load_q_kvar, list(model.groups.values()),
+                     v_min_pu=model.v_min_pu, v_max_pu=model.v_max_pu, v_slack_pu=model.v_slack_pu,
+                     dt_h=model.dt_h, hours=model.hours, construction="constant", families=families,
+                     count_converter_losses=model.count_converter_losses)
+    slacks = _elastic(probe)
+    penalty = cp.sum(cp.hstack([cp.sum(s) for s, _, _ in slacks.values()])) if slacks else 0
     elastic = cp.Problem(cp.Minimize(1e4 * penalty + probe.loss_pu), probe.problem.constraints)
     try:
         elastic.solve(solver=solver)
@@ -68,7 +71,7 @@ def locate_infeasibility(model, solver: str) -> str:
                 "storage_power_limits) are inconsistent, e.g. an energy need that cannot be met "
                 "at the charger ratings.")
     parts = []
-    for family, (slack, labels, kind) in probe._elastic.items():
+    for family, (slack, labels, kind) in slacks.items():
         val = np.asarray(slack.value)
         bad = np.argwhere(val > SLACK_TOL)
         if len(bad) == 0:

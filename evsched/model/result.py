@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from evsched.frames import FlowFrames
+from evsched.frames import FlowFrames, tidy
 
 
 @dataclass
@@ -51,16 +51,6 @@ class OPFResult(FlowFrames):
         return p.loc[order].to_numpy(), q.loc[order].to_numpy()
 
 
-def _tidy(matrix: np.ndarray, hours, index_cols: dict, value_name: str) -> pd.DataFrame:
-    """(element × hour) matrix → long frame ``hour, <index cols>, value`` sorted by hour."""
-    n, T = matrix.shape
-    out = {"hour": np.repeat(hours, n)}
-    for k, v in index_cols.items():
-        out[k] = np.tile(np.asarray(v), T)
-    out[value_name] = matrix.T.ravel()
-    return pd.DataFrame(out)
-
-
 def build_result(m, solver: str, status: str, wall_s: float, solver_s: float) -> OPFResult:
     """Read the solved cvxpy variables of ``m`` (an OPFModel) into an :class:`OPFResult`."""
     net, sb, hours = m.network, m.s_base, m.hours
@@ -68,14 +58,14 @@ def build_result(m, solver: str, status: str, wall_s: float, solver_s: float) ->
     P, Q, L, V = m.P.value, m.Q.value, m.l.value, m.v.value
     V = np.maximum(V, 0.0)
     f_ids, t_ids = ids[net.branch_from], ids[net.branch_to]
-    voltages = _tidy(np.sqrt(V), hours, {"bus": ids}, "v_pu")
-    br = _tidy(P * sb, hours, {"from_bus": f_ids, "to_bus": t_ids}, "p_kw")
+    voltages = tidy(np.sqrt(V), hours, {"bus": ids}, "v_pu")
+    br = tidy(P * sb, hours, {"from_bus": f_ids, "to_bus": t_ids}, "p_kw")
     br["q_kvar"] = (Q * sb).T.ravel()
     br["loss_kw"] = (net.r_pu[:, None] * L * sb).T.ravel()
     v_from = V[net.branch_from]
     gap = L * v_from - P ** 2 - Q ** 2
     scale = max(float(np.max(P ** 2 + Q ** 2)), 1e-12)
-    gap_df = _tidy(gap, hours, {"from_bus": f_ids, "to_bus": t_ids}, "gap_pu2")
+    gap_df = tidy(gap, hours, {"from_bus": f_ids, "to_bus": t_ids}, "gap_pu2")
 
     d_p = m.load_p_kw.copy()
     d_q = m.load_q_kvar.copy()
@@ -87,14 +77,14 @@ def build_result(m, solver: str, status: str, wall_s: float, solver_s: float) ->
         bidx = net.bus_index(grp.buses)
         np.add.at(d_p, bidx, p)
         np.add.at(d_q, bidx, q)
-        df = _tidy(p, hours, {"bus": grp.buses, "device": [grp.kind] * grp.n,
+        df = tidy(p, hours, {"bus": grp.buses, "device": [grp.kind] * grp.n,
                               "name": [g["name"]] * grp.n}, "p_kw")
         df["q_kvar"] = q.T.ravel()
         rows.append(df)
         if "p_ch" in g:
             from evsched.model.constraints import storage_energy_expression
             E = (storage_energy_expression(m, g).value * sb) + grp.energy_initial_kwh[:, None]
-            s = _tidy(E, hours, {"name": [g["name"]] * grp.n, "index": np.arange(grp.n),
+            s = tidy(E, hours, {"name": [g["name"]] * grp.n, "index": np.arange(grp.n),
                                  "bus": grp.buses}, "energy_kwh")
             s["p_charge_kw"] = (g["p_ch"].value * sb).T.ravel()
             s["p_discharge_kw"] = (g["p_dis"].value * sb).T.ravel()
@@ -103,7 +93,7 @@ def build_result(m, solver: str, status: str, wall_s: float, solver_s: float) ->
         columns=["hour", "bus", "device", "name", "p_kw", "q_kvar"])
     storage = pd.concat(srows, ignore_index=True) if srows else pd.DataFrame(
         columns=["hour", "name", "index", "bus", "energy_kwh", "p_charge_kw", "p_discharge_kw"])
-    nd = _tidy(d_p, hours, {"bus": ids}, "p_kw")
+    nd = tidy(d_p, hours, {"bus": ids}, "p_kw")
     nd["q_kvar"] = d_q.T.ravel()
     return OPFResult(
         voltages=voltages, branches=br, dispatch=dispatch, storage=storage,
