@@ -140,16 +140,22 @@ def aggregate(sessions: Sessions, stations=None) -> StationEnvelopes:
         n_connected=n_conn, n_reservations=n_res, eta=eta)
 
 
-def exact_storage_group(sessions: Sessions, name: str = "ev_exact", reactive: bool = False):
+def exact_storage_group(sessions: Sessions, name: str = "ev_exact", reactive: bool = False,
+                        kind: str = "ev"):
     """The exact alternative: one :class:`evsched.model.StorageGroup` row per session (per EV,
-    two rows for an overnight stay), at its station bus, with its own bounds (E0 = 0)."""
+    two rows for an overnight stay), at its station bus, with its own bounds (E0 = 0).
+
+    Every schedule of this group is a set of individually feasible EV schedules, so a solved
+    model honours every reservation by construction (checked independently by
+    :func:`evsched.disaggregation.verify`). The optimiser only creates variables where an EV is
+    plugged in (:meth:`evsched.model.StorageGroup.active_mask`)."""
     from evsched.model import StorageGroup
 
     return StorageGroup(
         name=name, buses=sessions.station, p_charge_max_kw=sessions.p_charge_max_kw,
         p_discharge_max_kw=sessions.p_discharge_max_kw, energy_min_kwh=sessions.energy_min_kwh,
         energy_max_kwh=sessions.energy_max_kwh, energy_initial_kwh=0.0, eta_charge=sessions.eta,
-        eta_discharge=sessions.eta, s_max_kva=sessions.s_max_kva, reactive=reactive, kind="ev",
+        eta_discharge=sessions.eta, s_max_kva=sessions.s_max_kva, reactive=reactive, kind=kind,
         p_total_max_kw=session_power_limit_kw(sessions))
 
 

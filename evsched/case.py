@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from evsched.errors import InputError
 from evsched.network import Network, load_ieee33
+from evsched.sessions import build_sessions
 from evsched.paths import PARAMS
 
 DEFAULT_PARAMS = PARAMS / "default.yaml"
@@ -56,6 +58,16 @@ class Case(BaseModel):
     count_converter_losses: bool = Field(
         True, description="add the EV chargers' conversion losses to the S2/S3 objective "
                           "(False: network loss only, as in the paper; lets the optimiser cycle energy for free)")
+    ev_model: Literal["exact", "envelope"] = Field(
+        "exact", description="EVs in S2/S3: 'exact' (one storage per EV session: every reservation is "
+                             "honoured by construction) or 'envelope' (the paper's station envelope, an "
+                             "outer approximation: some reservations may fall short)")
+    curtail_renewables: bool = Field(
+        False, description="let S2/S3 curtail PV/WT output at a price (curtailment_penalty); False: must-take")
+    curtailment_penalty: float = Field(
+        0.5, gt=0.0, lt=1.0,
+        description="objective weight per curtailed kWh [kWh of loss per kWh curtailed], (0, 1): below 1 so "
+                    "that curtailing is cheaper than the fictitious losses of an inexact relaxation")
     forecast: dict = Field(default_factory=dict,
                            description="evsched.forecast.day_ahead parameters (target_day, forecast_model, ...)")
     tou: dict = Field(default_factory=dict,
@@ -97,38 +109,76 @@ def load_case(path: str | Path | None = DEFAULT_PARAMS, **overrides) -> Case:
     """Read the case keys from a YAML parameter file, apply ``overrides``, validate.
 
     Case keys are :class:`Case`'s own fields plus the pass-through groups ``forecast``
-    (:data:`FORECAST_KEYS`, handed to :func:`evsched.forecast.day_ahead`) and ``fleet``
-    (the fields of :class:`evsched.fleet.FleetConfig`, e.g. ``n_evs``, ``seed``,
-    ``v2g_share``), given flat as in the YAML. Other keys of the file (other notebooks')
-    are ignored; unknown ``overrides`` are an error; ``None`` overrides keep the file's value.
+    (:data:`FORECAST_KEYS`, handed to :func:`evsched.forecast.day_ahead`), ``tou`` (the
+    parameters of :func:`evsched.tou.check_params`) and ``fleet`` (the fields of
+    :class:`evsched.fleet.FleetConfig`, e.g. ``n_evs``, ``fleet_seed``, ``v2g_share``), given
+    flat as in the YAML. Every group is validated (the forecast group when ``target_day`` is
+    given); errors name the file (or "notebook parameters" / "load_case overrides"), the
+    parameter, its value and the allowed range. The file is read with
+    :func:`evsched.yamlio.load_yaml_mapping` (duplicate keys, aliases, ... are errors). Other
+    keys of the file (other notebooks') are ignored; unknown ``overrides`` are an error;
+    ``None`` overrides keep the file's value.
     """
+    from dataclasses import fields as dataclass_fields
+
+    from evsched.params import field_rule, plain, rewrite_source
+    from evsched.yamlio import load_yaml_mapping
+
     groups = {"forecast": FORECAST_KEYS, "tou": _tou_keys(), "fleet": _fleet_keys()}
     own = set(Case.model_fields) - set(groups)
-    raw, source = {}, "overrides"
-    if path is not None:
-        source = str(path)
-        with open(path) as fh:
-            raw = yaml.safe_load(fh) or {}
+    raw = {} if path is None else load_yaml_mapping(path)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     known = own.union(*groups.values())
     unknown = [k for k in overrides if k not in known]
     if unknown:
         raise InputError(f"load_case: unknown case parameter(s) {unknown}; known: {sorted(known)}")
+    over_source = "notebook parameters" if path is None else f"load_case overrides of {path}"
+
+    def source(*keys) -> str:
+        return over_source if path is None or any(k in overrides for k in keys) else str(path)
+
     flat = {k: v for k, v in {**raw, **overrides}.items() if k in known}
     values = {k: v for k, v in flat.items() if k in own}
     for g, keys in groups.items():
         values[g] = {k: v for k, v in flat.items() if k in keys}
+    for k, v in values.items():  # pydantic would read true/false as 1.0/0.0
+        if isinstance(v, bool) and Case.model_fields[k].annotation in (int, float, "int", "float"):
+            raise InputError(f"{source(k)}, parameter '{k}' = {v!r}: "
+                             f"{field_rule(Case, k, {'type': 'float_type', 'msg': 'must be a number'})}")
     try:
         case = Case(**values)
     except ValidationError as exc:
         lines = []
         for e in exc.errors():
-            key = ".".join(str(p) for p in e["loc"]) or "case"
-            val = values.get(e["loc"][0]) if e["loc"] else None
-            lines.append(f"{source}, parameter '{key}' = {val!r}: {e['msg']}")
+            if not e["loc"]:  # a cross-field rule: its message names the parameters and values
+                lines.append(f"{source(*values)}: {e['msg'].removeprefix('Value error, ')}")
+                continue
+            key = ".".join(str(p) for p in e["loc"])
+            val = values.get(e["loc"][0])
+            lines.append(f"{source(e['loc'][0])}, parameter '{key}' = {plain(val)!r}: "
+                         f"{field_rule(Case, str(e['loc'][0]), e)}")
         raise InputError("; ".join(lines)) from None
+    from evsched import forecast, tou
     from evsched.fleet import FleetConfig
-    FleetConfig.from_params(source=source, station_buses=tuple(case.station_buses), **case.fleet)
+    for f in dataclass_fields(FleetConfig):
+        v = case.fleet.get(f.name)
+        if f.name in case.fleet and type(f.default) in (int, float) and (
+                isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise InputError(f"{source(f.name)}, fleet parameters, field '{f.name}' = {plain(v)!r}: "
+                             f"must be a number (default {f.default})")
+    try:
+        FleetConfig.from_params(source=source(*case.fleet), station_buses=tuple(case.station_buses),
+                                **case.fleet)
+    except InputError:
+        raise
+    except (TypeError, ValueError) as exc:  # a wrong type the range checks cannot compare
+        raise InputError(f"{source(*case.fleet)}, fleet parameters {plain(case.fleet)!r}: "
+                         f"{exc} (each must be a number)") from None
+    with rewrite_source({"notebook parameters": source(*case.tou)}):
+        tou.check_params(**case.tou)
+    if "target_day" in case.forecast:
+        with rewrite_source({"notebook parameters": source(*case.forecast)}):
+            forecast.check_params(**case.forecast)
     return case
 
 
@@ -162,6 +212,8 @@ class CaseData:
     tou : ``hour, period, price_per_kwh``
     reservations : one row per EV (schema of :mod:`evsched.reservations`)
     stations : :class:`evsched.aggregation.StationEnvelopes` (stations sorted by bus id)
+    sessions : :class:`evsched.sessions.Sessions` (one per EV, two for an overnight stay), the
+        exact per-EV model's devices
     sources : which evsched function produced each input (forecast, tou, fleet, aggregation)
     """
 
@@ -175,6 +227,7 @@ class CaseData:
     tou: pd.DataFrame
     reservations: pd.DataFrame
     stations: object  # StationEnvelopes
+    sessions: object = None  # Sessions
     dt_h: float = 1.0
     sources: dict = field(default_factory=dict)
 
@@ -207,12 +260,13 @@ def build_case(case: Case | None = None, network: Network | None = None) -> Case
     load_p, load_q, pv_pu, wt_pu, hours, sources["forecast"] = _forecast_day(case, network)
     tou, sources["tou"] = _tou_table(case, load_p, {"pv": pv_pu, "wt": wt_pu})
     res, sources["fleet"] = _fleet(case, network, tou)
-    stations, sources["aggregation"] = _stations(case, res, len(hours))
+    sessions = build_sessions(res)
+    stations, sources["aggregation"] = _stations(case, sessions, len(hours))
     pv = np.asarray(case.pv_capacity_kw, float)[:, None] * pv_pu[None, :]
     wt = np.asarray(case.wt_capacity_kw, float)[:, None] * wt_pu[None, :]
     return CaseData(case=case, network=network, hours=hours, load_p_kw=load_p, load_q_kvar=load_q,
                     pv_avail_kw=pv, wt_avail_kw=wt, tou=tou, reservations=res, stations=stations,
-                    sources=sources)
+                    sessions=sessions, sources=sources)
 
 
 # --- inputs from the forecasting (issue 3) and reservations (issue 4) modules ----------------
@@ -259,11 +313,10 @@ def _fleet(case: Case, network: Network, tou):
     return generate_fleet(network, cfg, tou=tou), "evsched.fleet.generate_fleet"
 
 
-def _stations(case: Case, res: pd.DataFrame, T: int):
+def _stations(case: Case, sessions, T: int):
     """Station envelopes of :func:`evsched.aggregation.aggregate` (stations sorted by bus)."""
     from evsched.aggregation import aggregate
-    from evsched.sessions import build_sessions
-    env = aggregate(build_sessions(res), stations=case.station_buses)
+    env = aggregate(sessions, stations=case.station_buses)
     if env.T != T:
         raise InputError(f"station envelopes have {env.T} hours, the forecast day {T}")
     return env, "evsched.aggregation.aggregate"

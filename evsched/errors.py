@@ -22,6 +22,12 @@ class OptimisationError(EvschedError, RuntimeError):
     """A solve failed or was infeasible; the message says what was solved and what binds."""
 
 
+class InexactRelaxationError(OptimisationError):
+    """The SOC relaxation (or the AC power flow of its dispatch) disagrees with the exact
+    power flow: the optimum is not a physical operating point. The message names the hours
+    and branches where the cone is loose and what to try."""
+
+
 def input_error(source: str, where: str, field: str, value, rule: str,
                 cls: type[InputError] = InputError) -> InputError:
     """Build an error ``"<source>, <where>, field '<field>' = <value>: <rule>"``.

@@ -12,6 +12,8 @@ equivalent load [kW]        :math:`P_{eq}(t) = \sum_{i} \big(P^{load}_{i,t} + P^
                             - P^{dis}_{i,t} - P^{PV}_{i,t} - P^{WT}_{i,t}\big)`
                             = the sum of the ``p_kw`` column of ``dispatch`` per hour
 peak-valley [kW]            :math:`\max_t P_{eq}(t) - \min_t P_{eq}(t)`
+substation peak-valley [kW] the same on :math:`P_0(t)`, the active power at the slack bus
+                            (``peak_valley_substation_kw``: losses included)
 loss ζ [kWh]                :math:`\zeta = \Delta t \sum_{t}\sum_{k} r_k I_{k,t}^2`
                             (``loss_kw`` summed over branches and hours, times Δt)
 voltage deviation Γ [p.u.h] :math:`\Gamma = \Delta t \sum_t \sum_i |V_{i,t} - 1|`
@@ -63,6 +65,16 @@ def peak_valley(p_eq) -> float:
     if p.size == 0:
         raise InputError("peak_valley: the equivalent load curve is empty")
     return float(p.max() - p.min())
+
+
+def substation_power(branches: pd.DataFrame, slack_bus) -> pd.Series:
+    """Active power drawn at the substation per hour [kW]: Σ ``p_kw`` of the branches leaving
+    the slack bus (sending-end flows, so network losses are included), indexed by ``hour``."""
+    _need(branches, ["hour", "from_bus", "p_kw"], "branches")
+    out = branches[branches["from_bus"] == slack_bus]
+    if out.empty:
+        raise InputError(f"substation_power: no branch leaves the slack bus {slack_bus}")
+    return out.groupby("hour")["p_kw"].sum().rename("p_substation_kw")
 
 
 def loss_per_hour(branches: pd.DataFrame) -> pd.Series:

@@ -4,6 +4,8 @@ Files written under ``results_dir`` (other tools read these; the column lists be
 contract and are tested):
 
 * ``summary.csv`` — one row per scenario, :data:`SUMMARY_COLUMNS`;
+* ``timings.json`` — solver and wall time of each scenario's solve (not a results table:
+  it changes from run to run);
 * ``comparison.csv`` — :data:`COMPARISON_COLUMNS`: the five improvements the paper reports
   (S2 vs S1: peak-valley, loss, Γ; S3 vs S2: loss, Γ) plus S3 vs S2 peak-valley and the three
   metrics for S3 vs S0 and S3 vs S1 (``paper_pct`` empty where the paper gives no figure);
@@ -13,6 +15,7 @@ contract and are tested):
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +23,14 @@ import pandas as pd
 
 from evsched import metrics
 
-SUMMARY_COLUMNS = ["scenario", "peak_valley_kw", "loss_kwh", "voltage_deviation_pu", "vmin_pu",
-                   "vmax_pu", "max_relaxation_gap", "ac_loss_kwh", "ac_max_voltage_mismatch_pu",
-                   "solver", "solve_seconds"]
+SUMMARY_COLUMNS = ["scenario", "peak_valley_kw", "peak_valley_substation_kw", "loss_kwh",
+                   "voltage_deviation_pu", "vmin_pu", "vmax_pu", "max_relaxation_gap",
+                   "max_relaxation_gap_rel", "ac_loss_kwh", "ac_max_voltage_mismatch_pu", "exact",
+                   "reservations_not_honoured", "energy_not_delivered_kwh", "curtailment_kwh", "solver"]
+"""Columns of ``summary.csv``. ``peak_valley_kw`` is on the equivalent load (the paper's
+definition, losses excluded), ``peak_valley_substation_kw`` on the power drawn at the
+substation (losses included). No timings: they change from run to run and go to
+``timings.json``, so every results table of a rerun is byte-identical."""
 COMPARISON_COLUMNS = ["metric", "comparison", "paper_pct", "ours_pct"]
 DISPATCH_COLUMNS = ["hour", "bus", "device", "p_kw", "q_kvar"]
 VOLTAGE_COLUMNS = ["hour", "bus", "v_pu"]
@@ -80,6 +88,10 @@ def write_results(results: dict, results_dir) -> dict[str, Path]:
     summary.to_csv(paths["summary"], index=False)
     paths["comparison"] = out / "comparison.csv"
     comparison_table(summary).to_csv(paths["comparison"], index=False)
+    paths["timings"] = out / "timings.json"
+    paths["timings"].write_text(json.dumps(
+        {name: {"solver": r.solver, "solve_seconds": round(float(r.solve_seconds), 4)}
+         for name, r in results.items()}, indent=2))
     for name, r in results.items():
         d = out / "scenarios" / name
         d.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ import pandas as pd
 from evsched import metrics
 from evsched.aggregation import uncontrolled_station_demand
 from evsched.case import CaseData
-from evsched.errors import InputError
+from evsched.errors import InexactRelaxationError, InputError, OptimisationError
 from evsched.frames import FlowFrames, tidy
 from evsched.model import DeviceGroup, OPFModel
 from evsched.powerflow import PowerFlowResult, run_ac_powerflow
@@ -43,6 +43,10 @@ DESCRIPTIONS = {
 }
 DISPATCH_COLUMNS = ["hour", "bus", "device", "p_kw", "q_kvar"]
 DEVICES = ("load", "ev_station", "pv", "wt")
+AC_VOLTAGE_TOL_PU = 1e-4
+"""Largest |V_AC − V_SOCP| [p.u.] of a certified result."""
+AC_LOSS_TOL_REL = 0.005
+"""Largest |ζ_SOCP − ζ_AC| / ζ_AC of a certified result (0.5 %)."""
 
 
 @dataclass
@@ -77,10 +81,38 @@ class ScenarioResult(FlowFrames):
     dt_h: float = 1.0
     v_min_pu: float = 0.95
     v_max_pu: float = 1.05
+    slack_bus: int = 1
+    reservations: pd.DataFrame | None = None
+    curtailment_kwh: float = 0.0
 
     @property
     def is_optimised(self) -> bool:
         return self.opf is not None
+
+    @property
+    def exact(self) -> bool:
+        """The exactness verdict: True for S0/S1 (their result *is* an AC power flow); for an
+        optimised scenario, the cones are tight (:attr:`OPFResult.exact`) **and** the AC power
+        flow of the dispatch reproduces the SOCP voltages to :data:`AC_VOLTAGE_TOL_PU` and its
+        loss to :data:`AC_LOSS_TOL_REL` (False if not AC-validated)."""
+        if self.opf is None:
+            return True
+        if not self.opf.exact or self.ac is None:
+            return False
+        chk = self.ac_check()
+        return bool(chk["max_voltage_mismatch_pu"] <= AC_VOLTAGE_TOL_PU
+                    and abs(chk["loss_rel_diff"]) <= AC_LOSS_TOL_REL)
+
+    def verdict(self) -> str:
+        """One line: why the result is (or is not) certified."""
+        if self.opf is None:
+            return f"{self.name}: AC power flow (exact by definition)"
+        chk = self.ac_check()
+        return (f"{self.name}: relative cone gap {self.opf.max_relaxation_gap_rel:.1e} "
+                f"(tolerance {self.opf.gap_tol_rel:g}); AC power flow of the dispatch: max |ΔV| "
+                f"{chk['max_voltage_mismatch_pu']:.1e} p.u. (tolerance {AC_VOLTAGE_TOL_PU:g}), loss "
+                f"{100 * chk['loss_rel_diff']:+.3f} % (tolerance ±{100 * AC_LOSS_TOL_REL:g} %): "
+                + ("exact" if self.exact else "NOT exact"))
 
     def equivalent_load(self) -> pd.Series:
         return metrics.equivalent_load(self.dispatch)
@@ -98,14 +130,26 @@ class ScenarioResult(FlowFrames):
         return metrics.voltage_violations(v, self.v_min_pu, self.v_max_pu, tol_pu)
 
     def summary(self) -> dict:
-        """One row of ``summary.csv``."""
+        """One row of ``summary.csv`` (no timings: those go to ``timings.json``, so that the
+        results tables are byte-identical across reruns)."""
         row = {"scenario": self.name}
         row.update(metrics.scenario_metrics(self.dispatch, self.voltages, self.branches, self.dt_h))
+        row["peak_valley_substation_kw"] = metrics.peak_valley(
+            metrics.substation_power(self.branches, self.slack_bus))
         chk = self.ac_check()
+        rep = self.reservations
         row.update({"max_relaxation_gap": self.max_relaxation_gap,
+                    "max_relaxation_gap_rel": (float("nan") if self.opf is None
+                                               else self.opf.max_relaxation_gap_rel),
                     "ac_loss_kwh": float("nan") if self.ac is None else self.ac.loss_kwh,
                     "ac_max_voltage_mismatch_pu": chk["max_voltage_mismatch_pu"],
-                    "solver": self.solver, "solve_seconds": self.solve_seconds})
+                    "exact": self.exact,
+                    "reservations_not_honoured": (float("nan") if rep is None
+                                                  else int((~rep["honoured"]).sum())),
+                    "energy_not_delivered_kwh": (float("nan") if rep is None
+                                                 else energy_not_delivered_kwh(rep)),
+                    "curtailment_kwh": self.curtailment_kwh,
+                    "solver": self.solver})
         return row
 
 
@@ -149,7 +193,7 @@ def _power_flow_scenario(name: str, cd: CaseData, dispatch: pd.DataFrame) -> Sce
     wall = time.perf_counter() - t0
     return ScenarioResult(name, DESCRIPTIONS[name], dispatch[DISPATCH_COLUMNS], ac.voltages, ac.branches,
                           ac, None, "pandapower", wall, float("nan"), cd.dt_h,
-                          cd.case.v_min_pu, cd.case.v_max_pu)
+                          cd.case.v_min_pu, cd.case.v_max_pu, int(cd.network.slack_bus))
 
 
 def build_s0(cd: CaseData) -> ScenarioResult:
@@ -172,34 +216,93 @@ def build_s1(cd: CaseData) -> ScenarioResult:
 
 
 def renewable_groups(cd: CaseData, reactive: bool) -> list[DeviceGroup]:
-    """PV and WT as must-take :class:`DeviceGroup`s: ``p = −availability``; with ``reactive``
-    ``|q| ≤ sqrt(S² − p²)``, S = ``inverter_kva_ratio`` × capacity [kVA]; else ``q = 0``."""
+    r"""PV and WT as :class:`DeviceGroup`\ s; with ``reactive`` ``|q| ≤ sqrt(S² − p²)``,
+    S = ``inverter_kva_ratio`` × capacity [kVA]; else ``q = 0``.
+
+    Must-take (default): ``p = −a`` with ``a`` the availability [kW]. With
+    ``case.curtail_renewables``: ``−a ≤ p ≤ 0`` and the objective gains
+    ``w · Σ (a + p) · Δt`` [kWh], the curtailed energy priced at ``w = curtailment_penalty``
+    kWh of loss per kWh (``0 < w < 1``). Why ``w < 1``: when must-take generation pushes reverse
+    flow against the upper voltage limit, the SOC relaxation can "absorb" surplus power in
+    fictitious losses ``r ℓ`` with ``ℓ v > P² + Q²`` (an inexact relaxation), at a cost of
+    1 kWh per kWh; curtailing is then strictly cheaper, so the optimiser curtails instead and
+    the cones stay tight. Why ``w`` not tiny: curtailing also lowers the network loss, at a
+    marginal rate of a few per cent here, so ``w`` must exceed that or energy is thrown away
+    just to save loss."""
     c = cd.case
+    curtail = c.curtail_renewables
     groups = []
     for kind, buses, cap, avail in (("pv", c.pv_buses, c.pv_capacity_kw, cd.pv_avail_kw),
                                     ("wt", c.wt_buses, c.wt_capacity_kw, cd.wt_avail_kw)):
         if not len(buses):
             continue
         s = c.inverter_kva_ratio * np.asarray(cap, float)
-        groups.append(DeviceGroup(kind, buses, -avail, -avail,
+        groups.append(DeviceGroup(kind, buses, -avail, 0.0 * avail if curtail else -avail,
                                   q_min_kvar=-s if reactive else 0.0, q_max_kvar=s if reactive else 0.0,
-                                  s_max_kva=s if reactive else None, kind=kind))
+                                  s_max_kva=s if reactive else None, kind=kind,
+                                  energy_cost=c.curtailment_penalty if curtail else 0.0))
     return groups
 
 
+def curtailment_kwh(dispatch: pd.DataFrame, cd: CaseData) -> float:
+    """Curtailed renewable energy ``Σ (a + p) · Δt`` [kWh] of a dispatch (PV/WT rows, load
+    convention: ``p = −`` generation), against the case's availability ``a``."""
+    c = cd.case
+    avail = sum(float(a.sum()) for a, b in ((cd.pv_avail_kw, c.pv_buses), (cd.wt_avail_kw, c.wt_buses))
+                if len(b))
+    gen = -float(dispatch.loc[dispatch["device"].isin(["pv", "wt"]), "p_kw"].sum())
+    return max(avail - gen, 0.0) * cd.dt_h
+
+
+EV_GROUP = "ev_stations"
+"""Name of the EV storage group in the S2/S3 models."""
+
+
 def station_group(cd: CaseData, reactive: bool):
-    """The aggregated stations; with ``reactive`` their reactive power is free within the
-    chargers' apparent-power circle ``(p_ch − p_dis)² + q² ≤ S_t²`` (S_t = kVA of the chargers
-    plugged in at hour t)."""
-    return cd.stations.storage_group(name="ev_stations", reactive=reactive)
+    """The EVs of the stations as one :class:`~evsched.model.StorageGroup`, by ``case.ev_model``:
+
+    * ``"exact"`` (default): one storage row per EV session at its station's bus
+      (:func:`evsched.aggregation.exact_storage_group`): every schedule the optimiser can choose
+      is a set of individually feasible EV schedules, so every reservation is honoured by
+      construction; with ``reactive`` each charger's ``(p_ch − p_dis)² + q² ≤ S²``.
+    * ``"envelope"``: the paper's station aggregate (:mod:`evsched.aggregation`), one row per
+      station, ``(p_ch − p_dis)² + q² ≤ S_t²`` with S_t the kVA plugged in at hour t. An outer
+      approximation: the split onto the EVs (:func:`evsched.disaggregation.disaggregate`) may
+      leave some reservations short, which the summary reports.
+    """
+    if cd.case.ev_model == "exact":
+        from evsched.aggregation import exact_storage_group
+        return exact_storage_group(cd.sessions, name=EV_GROUP, reactive=reactive, kind="ev_station")
+    return cd.stations.storage_group(name=EV_GROUP, reactive=reactive)
+
+
+def energy_not_delivered_kwh(report: pd.DataFrame) -> float:
+    """Σ departure shortfall [kWh] of the reservations the verification does not honour
+    (shortfalls within its tolerance, :data:`evsched.disaggregation.TOL_KWH` per EV, are the
+    solver's round-off, not energy missing)."""
+    return float(report.loc[~report["honoured"], "shortfall_kwh"].sum())
+
+
+def reservation_check(cd: CaseData, res) -> pd.DataFrame:
+    """Per-reservation verification (:func:`evsched.disaggregation.verify`, independent of the
+    optimiser) of an S2/S3 solution: the per-EV schedule itself (``ev_model="exact"``) or the
+    split of the station schedule onto the EVs (``"envelope"``)."""
+    from evsched.disaggregation import (disaggregate, session_schedule_from_result,
+                                        station_net_from_result, verify)
+    if cd.case.ev_model == "exact":
+        pc, pdis = session_schedule_from_result(res, EV_GROUP, cd.sessions.n)
+        return verify(cd.sessions, np.maximum(pc, 0.0), np.maximum(pdis, 0.0))
+    st = cd.stations.stations
+    return disaggregate(cd.sessions, station_net_from_result(res, EV_GROUP, st), st).report
 
 
 def opf_model(cd: CaseData, reactive: bool, construction: str = "constant") -> OPFModel:
     """The S2 (``reactive=False``) or S3 (``reactive=True``) model of a case: base load as
-    data, PV/WT must-take (:func:`renewable_groups`), the aggregated stations
-    (:func:`station_group`), voltage band and slack voltage from the case. The objective is
-    the network loss plus, when ``case.count_converter_losses`` (default), the chargers'
-    conversion losses, so that cycling energy through the batteries is never free."""
+    data, PV/WT (:func:`renewable_groups`: must-take, or curtailable at a price), the EVs
+    (:func:`station_group`: per EV or the station envelope), voltage band and slack voltage
+    from the case. The objective is the network loss plus, when ``case.count_converter_losses``
+    (default), the chargers' conversion losses, so that cycling energy through the batteries is
+    never free, plus the curtailment price when curtailment is on."""
     c = cd.case
     devices = renewable_groups(cd, reactive) + [station_group(cd, reactive)]
     return OPFModel(cd.network, cd.load_p_kw, cd.load_q_kvar, devices, v_min_pu=c.v_min_pu,
@@ -207,38 +310,46 @@ def opf_model(cd: CaseData, reactive: bool, construction: str = "constant") -> O
                     construction=construction, count_converter_losses=c.count_converter_losses)
 
 
-def _from_opf(name: str, cd: CaseData, res, validate: bool) -> ScenarioResult:
-    """Wrap a solved :class:`~evsched.model.OPFResult` as a scenario result (+ AC check)."""
+def _from_opf(name: str, cd: CaseData, res, on_inexact: str = "raise") -> ScenarioResult:
+    """Wrap a solved :class:`~evsched.model.OPFResult` as a scenario result: AC power flow
+    of its dispatch, exactness verdict, per-reservation check, curtailment.
+
+    ``on_inexact="raise"`` raises :class:`~evsched.errors.InexactRelaxationError` when the
+    verdict is not exact; ``"mark"`` returns the result with ``exact = False``."""
     c = cd.case
     dev = res.dispatch.groupby(["hour", "bus", "device"], as_index=False)[["p_kw", "q_kvar"]].sum()
     dispatch = pd.concat([base_load_dispatch(cd), dev], ignore_index=True)[DISPATCH_COLUMNS]
-    ac = None
-    if validate:
-        p, q = net_demand(dispatch, cd)
-        ac = run_ac_powerflow(cd.network, p, q, v_slack_pu=c.v_slack_pu, dt_h=cd.dt_h, hours=cd.hours)
-    return ScenarioResult(name, DESCRIPTIONS[name], dispatch, res.voltages, res.branches, ac, res,
-                          res.solver, res.solve_seconds, res.max_relaxation_gap, cd.dt_h,
-                          c.v_min_pu, c.v_max_pu)
+    p, q = net_demand(dispatch, cd)
+    ac = run_ac_powerflow(cd.network, p, q, v_slack_pu=c.v_slack_pu, dt_h=cd.dt_h, hours=cd.hours)
+    out = ScenarioResult(name, DESCRIPTIONS[name], dispatch, res.voltages, res.branches, ac, res,
+                         res.solver, res.solve_seconds, res.max_relaxation_gap, cd.dt_h,
+                         c.v_min_pu, c.v_max_pu, int(cd.network.slack_bus),
+                         reservations=reservation_check(cd, res),
+                         curtailment_kwh=curtailment_kwh(dispatch, cd))
+    if not out.exact and on_inexact == "raise":
+        raise InexactRelaxationError(out.verdict() + (". " + res.inexactness_report() if not res.exact else
+                                                      ": the SOCP and the AC power flow of its dispatch disagree"))
+    return out
 
 
 def _opf_scenario(name: str, cd: CaseData, reactive: bool, solver: str | None = None,
-                  validate: bool = True) -> ScenarioResult:
-    res = opf_model(cd, reactive).solve(solver=solver)
-    return _from_opf(name, cd, res, validate)
+                  on_inexact: str = "raise") -> ScenarioResult:
+    res = opf_model(cd, reactive).solve(solver=solver, on_inexact=on_inexact)
+    return _from_opf(name, cd, res, on_inexact)
 
 
-def build_s2(cd: CaseData, solver: str | None = None, validate: bool = True) -> ScenarioResult:
+def build_s2(cd: CaseData, solver: str | None = None, on_inexact: str = "raise") -> ScenarioResult:
     """S2: optimise the stations' active power only; no reactive power anywhere; SOCP.
 
-    ``validate=False`` skips the AC power flow of the dispatch (``ac`` is then None), e.g.
-    in parameter sweeps.
+    The result is certified (relaxation gap and AC power flow, :attr:`ScenarioResult.exact`);
+    an inexact one raises unless ``on_inexact="mark"``.
     """
-    return _opf_scenario("S2", cd, reactive=False, solver=solver, validate=validate)
+    return _opf_scenario("S2", cd, reactive=False, solver=solver, on_inexact=on_inexact)
 
 
-def build_s3(cd: CaseData, solver: str | None = None, validate: bool = True) -> ScenarioResult:
+def build_s3(cd: CaseData, solver: str | None = None, on_inexact: str = "raise") -> ScenarioResult:
     """S3: S2 + station reactive power (charger circle) + PV/WT reactive power (inverter circle)."""
-    return _opf_scenario("S3", cd, reactive=True, solver=solver, validate=validate)
+    return _opf_scenario("S3", cd, reactive=True, solver=solver, on_inexact=on_inexact)
 
 
 BUILDERS = {"S0": build_s0, "S1": build_s1, "S2": build_s2, "S3": build_s3}
@@ -258,16 +369,18 @@ def run_all(cd: CaseData, names=SCENARIOS) -> dict[str, ScenarioResult]:
 
 def renewable_sensitivity(cd: CaseData, factors=(0.5, 1.0, 1.5, 2.0), solver: str | None = None,
                           construction: str = "rhs") -> pd.DataFrame:
-    """S2 and S3 re-solved with every PV/WT capacity scaled by each factor (SOCP only).
+    """S2 and S3 re-solved with every PV/WT capacity scaled by each factor, each row certified.
 
     One model per scenario is compiled once (``construction="rhs"``: the data only enter the
     right-hand side of the conic problem, see :mod:`evsched.model.builder`); each factor only
-    updates the renewable data (:meth:`OPFModel.update`) and re-solves. Returns one row per (factor,
-    scenario) with the summary metrics (``ac_*`` empty: no AC check) and ``status``
-    ('optimal' or the solver's error message, e.g. which hours/buses are infeasible).
+    updates the renewable data (:meth:`OPFModel.update`) and re-solves. Every solution is
+    AC-checked like a scenario. Returns one row per (factor, scenario) with the summary metrics,
+    ``exact`` (the verdict of :attr:`ScenarioResult.exact`) and ``status``: 'optimal',
+    'inexact' (a loose relaxation or an AC mismatch: the metrics of that row are **not** a
+    result and must not be presented as one) or the solver's error message (e.g. which
+    hours/buses are infeasible).
     """
     from evsched.case import scale_renewables
-    from evsched.errors import OptimisationError
 
     rows = []
     for name, reactive in (("S2", False), ("S3", True)):
@@ -279,9 +392,10 @@ def renewable_sensitivity(cd: CaseData, factors=(0.5, 1.0, 1.5, 2.0), solver: st
             else:
                 model.update(devices=renewable_groups(scaled, reactive))
             try:
-                row = _from_opf(name, scaled, model.solve(solver=solver), validate=False).summary()
-                row["status"] = "optimal"
+                r = _from_opf(name, scaled, model.solve(solver=solver, on_inexact="mark"), on_inexact="mark")
+                row = r.summary()
+                row["status"] = "optimal" if r.exact else "inexact"
             except OptimisationError as exc:
-                row = {"scenario": name, "status": str(exc)}
+                row = {"scenario": name, "exact": False, "status": str(exc)}
             rows.append({"dg_factor": f, **row})
     return pd.DataFrame(rows)

@@ -86,9 +86,12 @@ def test_paper_signs(results):
 
 def test_results_contract(written):
     s = pd.read_csv(written / "summary.csv")
-    assert list(s.columns) == ["scenario", "peak_valley_kw", "loss_kwh", "voltage_deviation_pu", "vmin_pu",
-                               "vmax_pu", "max_relaxation_gap", "ac_loss_kwh", "ac_max_voltage_mismatch_pu",
-                               "solver", "solve_seconds"]
+    assert list(s.columns) == ["scenario", "peak_valley_kw", "peak_valley_substation_kw", "loss_kwh",
+                               "voltage_deviation_pu", "vmin_pu", "vmax_pu", "max_relaxation_gap",
+                               "max_relaxation_gap_rel", "ac_loss_kwh", "ac_max_voltage_mismatch_pu", "exact",
+                               "reservations_not_honoured", "energy_not_delivered_kwh", "curtailment_kwh",
+                               "solver"]
+    assert s.exact.all()
     assert list(s.scenario) == ["S0", "S1", "S2", "S3"]
     c = pd.read_csv(written / "comparison.csv")
     assert list(c.columns) == ["metric", "comparison", "paper_pct", "ours_pct"]

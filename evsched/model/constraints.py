@@ -122,15 +122,20 @@ def apparent_power_limits(m: "OPFModel") -> list[cp.Constraint]:
     r"""Inverter / charger apparent-power circles :math:`p_{i,t}^2 + q_{i,t}^2 \le s_{i,t}^2` [p.u.],
     one cone per device and hour, for every device with a rating and a reactive variable."""
     cons = []
-    for g in list(m.device_vars.values()) + list(m.storage_vars.values()):
+    for g in m.device_vars.values():
         s = g["group"].s_max_kva
         if s is None or g["q"] is None:
             continue
         n_el = s.size
-        p = g["p_net"]
-        X = cp.vstack([cp.reshape(p, (1, n_el), order="F"), cp.reshape(g["q"], (1, n_el), order="F")])
+        X = cp.vstack([cp.reshape(g["p"], (1, n_el), order="F"), cp.reshape(g["q"], (1, n_el), order="F")])
         t = cp.reshape(m.data(f"{g['name']}.s_max"), (n_el,), order="F")
         cons.append(cp.SOC(t, X, axis=0))
+    for g in m.storage_vars.values():  # on the active (device, step) pairs only
+        if g["x_q"] is None or not g["active"].size:
+            continue
+        X = cp.vstack([cp.reshape(g["x_ch"] - g["x_dis"], (1, g["active"].size), order="F"),
+                       cp.reshape(g["x_q"], (1, g["active"].size), order="F")])
+        cons.append(cp.SOC(m.data(f"{g['name']}.s_max"), X, axis=0))
     return cons
 
 
@@ -138,16 +143,17 @@ def storage_power_limits(m: "OPFModel") -> list[cp.Constraint]:
     r"""Charge and discharge power of every :class:`StorageGroup`:
     :math:`0 \le p^{ch} \le \overline p^{ch}`, :math:`0 \le p^{dis} \le \overline p^{dis}` [p.u.]
     (non-negativity is declared on the variables) and, where a time-sharing limit is given,
-    :math:`p^{ch} + p^{dis} \le \overline p^{tot}` (a charger serves one direction at a time)."""
+    :math:`p^{ch} + p^{dis} \le \overline p^{tot}` (a charger serves one direction at a time).
+    Written on the active (device, step) pairs only: elsewhere the powers are identically zero
+    (no variable exists, see :meth:`OPFModel._storage_variables`)."""
     cons = []
-    for g in m.storage_vars.values():
-        grp = g["group"]
-        cons += [g["p_ch"] <= m.data(f"{g['name']}.p_ch_max"),
-                 g["p_dis"] <= m.data(f"{g['name']}.p_dis_max")]
-        if grp.p_total_max_kw is not None:
-            cons.append(g["p_ch"] + g["p_dis"] <= m.data(f"{g['name']}.p_total_max"))
-        if g["q"] is not None and not grp.reactive:
-            cons.append(g["q"] == 0)
+    for g in m.storage_vars.values():  # x: the powers on the active (device, step) pairs
+        if not g["active"].size:
+            continue
+        cons += [g["x_ch"] <= m.data(f"{g['name']}.p_ch_max"),
+                 g["x_dis"] <= m.data(f"{g['name']}.p_dis_max")]
+        if g["group"].p_total_max_kw is not None:
+            cons.append(g["x_ch"] + g["x_dis"] <= m.data(f"{g['name']}.p_total_max"))
     return cons
 
 

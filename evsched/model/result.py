@@ -41,7 +41,34 @@ class OPFResult(FlowFrames):
     dt_h: float = 1.0
     max_relaxation_gap: float = 0.0
     max_relaxation_gap_rel: float = 0.0
+    gap_tol_rel: float = 1e-5
     meta: dict = field(default_factory=dict)
+
+    @property
+    def exact(self) -> bool:
+        """True if every cone is tight: relative gap ≤ ``gap_tol_rel``."""
+        return bool(self.max_relaxation_gap_rel <= self.gap_tol_rel)
+
+    def loose_cones(self) -> pd.DataFrame:
+        """Rows of :attr:`relaxation_gap` whose relative gap exceeds the tolerance, largest
+        first, with ``gap_rel`` = gap / max (P² + Q²)."""
+        g = self.relaxation_gap.assign(gap_rel=self.relaxation_gap["gap_pu2"].abs() / self.meta["gap_scale"])
+        return g[g["gap_rel"] > self.gap_tol_rel].sort_values("gap_rel", ascending=False, kind="stable")
+
+    def inexactness_report(self) -> str:
+        """Plain-text account of where the relaxation is loose and what to try."""
+        loose = self.loose_cones()
+        if loose.empty:
+            return f"the relaxation is exact (max relative gap {self.max_relaxation_gap_rel:.1e})"
+        hours = sorted(int(h) for h in loose["hour"].unique())
+        branches = list(dict.fromkeys(f"{int(a)}-{int(b)}" for a, b in zip(loose["from_bus"], loose["to_bus"])))
+        return (f"the SOC relaxation is not exact (max relative cone gap {self.max_relaxation_gap_rel:.3g} "
+                f"> {self.gap_tol_rel:g}) on {len(loose)} branch-hour(s): hours {hours}, branches "
+                f"{branches[:12]}{' …' if len(branches) > 12 else ''}. Its 'loss' includes fictitious "
+                "currents that burn surplus power, so this is not a physical optimum. This happens when "
+                "must-take generation pushes reverse flow against the upper voltage limit; try "
+                "curtail_renewables: true (priced curtailment), smaller PV/WT capacities, a higher "
+                "v_max_pu or a lower v_slack_pu.")
 
     def net_demand_matrices(self) -> tuple[np.ndarray, np.ndarray]:
         """Net demand ``(p_kw, q_kvar)`` as (bus × hour) arrays in the network's bus order."""
@@ -51,7 +78,8 @@ class OPFResult(FlowFrames):
         return p.loc[order].to_numpy(), q.loc[order].to_numpy()
 
 
-def build_result(m, solver: str, status: str, wall_s: float, solver_s: float) -> OPFResult:
+def build_result(m, solver: str, status: str, wall_s: float, solver_s: float,
+                 gap_tol_rel: float = 1e-5) -> OPFResult:
     """Read the solved cvxpy variables of ``m`` (an OPFModel) into an :class:`OPFResult`."""
     net, sb, hours = m.network, m.s_base, m.hours
     ids = net.bus_ids
@@ -100,6 +128,6 @@ def build_result(m, solver: str, status: str, wall_s: float, solver_s: float) ->
         relaxation_gap=gap_df, net_demand=nd, objective=float(m.problem.value),
         solver=solver, status=status, solve_seconds=wall_s, solver_seconds=solver_s,
         dt_h=m.dt_h, max_relaxation_gap=float(np.max(np.abs(gap))),
-        max_relaxation_gap_rel=float(np.max(np.abs(gap)) / scale),
-        meta={"bus_ids": ids, "construction": m.construction, "network": net.name,
+        max_relaxation_gap_rel=float(np.max(np.abs(gap)) / scale), gap_tol_rel=gap_tol_rel,
+        meta={"bus_ids": ids, "gap_scale": scale, "construction": m.construction, "network": net.name,
               "v_min_pu": m.v_min_pu, "v_max_pu": m.v_max_pu, "v_slack_pu": m.v_slack_pu})
