@@ -27,8 +27,8 @@ $(STAMP): requirements.lock pyproject.toml
 
 setup: $(STAMP) ## create .venv from requirements.lock and register the Jupyter kernel
 
-run: $(STAMP) ## run the whole study with papermill on PARAMS (default params/default.yaml) into results/
-	@cd $(ROOT) && $(PY) -m evsched.run_study $(PARAMS)
+run: $(STAMP) ## run the study with papermill on PARAMS (default params/default.yaml → results/, x.yaml → results/x/); ONLY=04 re-runs notebook 04
+	@cd $(ROOT) && $(PY) -m evsched.run_study '$(PARAMS)' $(if $(strip $(ONLY)),--only $(ONLY))
 
 test: $(STAMP) ## run the test suite (unit, reference-result and notebook tests)
 	@cd $(ROOT) && $(PY) -m pytest

@@ -1,33 +1,67 @@
 """Run the whole study: every notebook in ``notebooks/``, in order, with papermill.
 
-Usage: ``python -m evsched.run_study [params/default.yaml] [--only 04_scenarios]``
+Usage: ``python -m evsched.run_study [PARAMS] [--only NB ...]``
 (``make run`` / ``make run PARAMS=params/other.yaml``).
 
-* ``params/default.yaml`` writes to ``results/``; any other ``params/<name>.yaml`` writes to
-  ``results/<name>/``, so runs never overwrite each other.
-* Each notebook receives the keys its ``parameters`` cell declares, plus ``results_dir``.
-  A key that no notebook declares is an error (a typo would otherwise be ignored).
-* Notebooks write into a staging folder; only when all succeed is it moved into place and
-  ``run_info.json`` written last. A failed run prints the failing cell, leaves the partial
-  output in ``results/<name>.failed/`` and never a folder that looks complete.
+Where the output goes:
+
+* this repository's ``params/default.yaml`` writes to ``results/`` itself;
+* any other parameter file ``<name>.yaml`` (wherever it lies) writes to ``results/<name>/``.
+  ``<name>`` must match ``[A-Za-z0-9][A-Za-z0-9_-]*`` and must not be one of the folders of
+  the default run or of other tools (see ``RESERVED``): rename the file otherwise. A folder
+  ``results/<name>/`` holding a complete run of a *different* file is never overwritten.
+* ``results_dir`` cannot be set in a parameter file.
+
+Checks before anything is written: the file is strict YAML (:mod:`evsched.yamlio`), every key
+is declared by a notebook's ``parameters`` cell (a typo would otherwise be ignored), and every
+value is in its range (:func:`evsched.case.load_case`). Input errors exit with status 2.
+
+Completion and atomicity: notebooks write into a staging folder (``results/.staging-<name>/``);
+only when all succeed is it swapped in and ``run_info.json`` — the completion marker — written
+last. Until then the previous complete run stays intact. A failed or interrupted run prints
+the failing cell and leaves its partial output in ``results/<name>.failed/``
+(``results/.failed-default/`` for the default run), never in a folder that looks complete.
+
+``--only NB`` re-runs only the notebooks whose file names start with ``NB`` (e.g. ``04``), on
+top of an existing complete run made with exactly the same parameters; ``run_info.json`` then
+records which notebooks were re-run and keeps the others' timings.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import json
+import os
 import platform
+import re
 import shutil
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
-import yaml
-
 from evsched.errors import InputError
-from evsched.paths import NOTEBOOKS, RESULTS, ROOT
+from evsched.paths import NOTEBOOKS, PARAMS, RESULTS, ROOT
 
 KERNEL = "evsched"
 COMPLETE_MARKER = "run_info.json"
+DEFAULT_PARAMS = PARAMS / "default.yaml"
+NAME_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\Z")
+RESERVED = frozenset({
+    # folders of the default run in results/ and of other tools (make bench, lab, ...)
+    "forecast", "tou", "network", "reservations", "scenarios", "figures", "notebooks",
+    "bench", "lab", "uncertainty", "sweeps",
+    # 'default' would read as the default run; README would shadow results/README.md
+    "default", "readme"})
+"""Names a parameter file may not have (compared case-insensitively), besides every
+top-level folder the last complete default run wrote (its ``run_info.json`` ``outputs``)."""
+DEFAULT_STAGING = ".staging-default"
+DEFAULT_FAILED = ".failed-default"
+DEFAULT_REPLACED = ".replaced-default"
+KEEP_IN_RESULTS = frozenset({"README.md", "bench"})
+"""Entries of ``results/`` the default run never replaces."""
 
 
 def notebooks() -> list[Path]:
@@ -36,27 +70,68 @@ def notebooks() -> list[Path]:
 
 
 def declared_parameters(nb: Path) -> dict:
-    """Names and defaults declared in a notebook's ``parameters`` cell (papermill)."""
+    """Names and defaults (source text) declared in a notebook's ``parameters`` cell (papermill)."""
     import papermill as pm
     return {k: v["default"] for k, v in pm.inspect_notebook(str(nb)).items()}
 
 
+# --------------------------------------------------------------------------- inputs
 def load_params(path: Path) -> dict:
-    """Read a YAML parameter file; it must be a mapping of names to values."""
-    if not path.exists():
-        raise InputError(f"{path}: parameter file not found")
-    try:
-        params = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(params, dict):
-        raise InputError(f"{path}: must be a mapping 'name: value', got {type(params).__name__}")
+    """Read a parameter file with the strict YAML reader; ``results_dir`` is refused."""
+    from evsched.yamlio import load_yaml_mapping
+
+    path = Path(path)
+    if str(path) in ("", "."):
+        raise InputError("no parameter file given (e.g. params/default.yaml)")
+    params = load_yaml_mapping(path)
+    if "results_dir" in params:
+        raise InputError(f"{path}: 'results_dir' cannot be set in a parameter file; the output "
+                         f"folder follows from the file's name: {_where(path)} (rename the file "
+                         "to choose another folder)")
     return params
 
 
+def _where(params_path: Path) -> str:
+    try:
+        return _rel(output_dir(params_path)) + "/"
+    except InputError:
+        return "results/<name>/ for a file <name>.yaml"
+
+
+def reserved_names() -> set[str]:
+    """:data:`RESERVED` plus the top-level folders of the last complete default run (lower case)."""
+    names = {n.lower() for n in RESERVED}
+    info = _read_marker(RESULTS)
+    if isinstance(info, dict) and isinstance(info.get("outputs"), list):
+        names |= {str(n).lower() for n in info["outputs"]}
+    return names
+
+
 def output_dir(params_path: Path) -> Path:
-    """``results/`` for params/default.yaml, ``results/<stem>/`` for any other file."""
-    return RESULTS if params_path.stem == "default" else RESULTS / params_path.stem
+    """``results/`` for this repository's params/default.yaml, ``results/<name>/`` for any
+    other file ``<name>.yaml``; raises :class:`InputError` for a name that is not allowed."""
+    p = Path(params_path)
+    if p.resolve() == DEFAULT_PARAMS.resolve():
+        return RESULTS
+    if p.suffix.lower() not in (".yaml", ".yml"):
+        raise InputError(f"{p}: a parameter file must be named <name>.yaml; <name> becomes the "
+                         "output folder results/<name>/")
+    name = p.name[:-len(p.suffix)]
+    if not NAME_RULE.match(name):
+        raise InputError(f"{p}: the file name {name!r} cannot name an output folder: it must "
+                         "start with a letter or digit and contain only letters, digits, '_' "
+                         "and '-'; rename the file (e.g. params/my_case.yaml → results/my_case/)")
+    reserved = reserved_names()
+    if name.lower() in reserved:
+        raise InputError(f"{p}: the name {name!r} is reserved (results/{name}/ belongs to the "
+                         f"default run or another tool); rename the file. Reserved names: "
+                         f"{', '.join(sorted(reserved))}")
+    target = RESULTS / name
+    root = RESULTS.resolve()
+    if target.is_symlink() or target.resolve().parent != root:
+        raise InputError(f"{p}: the output folder {_rel(target)} must be a plain folder inside "
+                         f"{_rel(RESULTS)}/ (it is a link or lies outside); remove it or rename the file")
+    return target
 
 
 def check_unknown(params: dict, declared: dict[str, dict], source: str) -> None:
@@ -67,6 +142,90 @@ def check_unknown(params: dict, declared: dict[str, dict], source: str) -> None:
                          f"{sorted(known - {'results_dir'})}")
 
 
+def _notebook_defaults(declared: dict[str, dict]) -> dict:
+    out = {}
+    for decl in declared.values():
+        for k, src in decl.items():
+            try:
+                out.setdefault(k, ast.literal_eval(src))
+            except (ValueError, SyntaxError, TypeError):
+                pass
+    return out
+
+
+def validate(params_path: Path, params: dict, declared: dict[str, dict]) -> None:
+    """Every key declared by a notebook; every value in range (:func:`evsched.case.load_case`,
+    the forecast window with the notebooks' defaults for the keys the file leaves out, the
+    buses of the IEEE 33-bus feeder). Raises :class:`InputError` naming the file."""
+    from evsched import forecast
+    from evsched.case import FORECAST_KEYS, load_case
+    from evsched.network import load_ieee33
+    from evsched.params import rewrite_source
+
+    source = str(params_path)
+    check_unknown(params, declared, source)
+    case = load_case(params_path)
+    if "target_day" not in params:  # load_case checks the forecast window only with a target day
+        eff = {**_notebook_defaults(declared), **params}
+        with rewrite_source({"notebook parameters": source}):
+            forecast.check_params(**{k: eff[k] for k in FORECAST_KEYS if k in eff})
+    with rewrite_source({"case parameter": f"{source}, case parameter"}):
+        case.check_network(load_ieee33())
+
+
+# --------------------------------------------------------------------------- runs
+def _read_marker(folder: Path):
+    """The parsed ``run_info.json`` of ``folder``; None if absent; ``"unreadable"`` if broken."""
+    marker = folder / COMPLETE_MARKER
+    if not marker.is_file():
+        return None
+    try:
+        info = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return "unreadable"
+    return info if isinstance(info, dict) else "unreadable"
+
+
+def _canonical(params: dict) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def _same_file(recorded, params_path: Path) -> bool:
+    if not isinstance(recorded, str) or not recorded:
+        return False
+    p = Path(recorded)
+    p = p if p.is_absolute() else ROOT / p
+    return p.resolve() == Path(params_path).resolve()
+
+
+def check_target(target: Path, params_path: Path, params: dict, only) -> dict | None:
+    """Refuse to overwrite another file's complete run; for ``--only`` require a complete run of
+    the same parameters. Returns the existing run's ``run_info`` (or None)."""
+    info = _read_marker(target)
+    where = f"{_rel(target)}/"
+    if info == "unreadable":
+        raise InputError(f"{where}{COMPLETE_MARKER} is unreadable, so it is unknown which "
+                         f"parameter file made {where}; delete {where} or rename {params_path}")
+    if info is not None and target != RESULTS and not _same_file(info.get("params_file"), params_path):
+        raise InputError(f"{where} already holds a complete run of {info.get('params_file')!r}, "
+                         f"a different file than {params_path}; rename {params_path} (or delete "
+                         f"{where} if that run is no longer needed)")
+    if only:
+        if info is None:
+            raise InputError(f"--only {' '.join(only)}: {where} has no complete run (no "
+                             f"{COMPLETE_MARKER}) to update; run the whole study first "
+                             f"(python -m evsched.run_study {params_path})")
+        if _canonical(info.get("parameters", None) or {}) != _canonical(params):
+            old = info.get("parameters") or {}
+            changed = sorted(k for k in set(old) | set(params)
+                             if _canonical({k: old.get(k)}) != _canonical({k: params.get(k)}))
+            raise InputError(f"--only {' '.join(only)}: the complete run in {where} was made with "
+                             f"different parameters (differing: {', '.join(changed) or 'all'}); "
+                             "re-running some notebooks would mix two parameter sets; run the "
+                             f"whole study (python -m evsched.run_study {params_path})")
+    return info
+
+
 def execute(nb: Path, out_nb: Path, parameters: dict) -> None:
     """Execute one notebook with papermill (kernel 'evsched', working directory notebooks/)."""
     import papermill as pm
@@ -75,26 +234,53 @@ def execute(nb: Path, out_nb: Path, parameters: dict) -> None:
                         cwd=str(NOTEBOOKS), progress_bar=False, log_output=False)
 
 
+def _folders(target: Path) -> dict[str, Path]:
+    """Staging, failed and replaced-run folders beside ``target`` (inside it for results/)."""
+    if target == RESULTS:
+        return {"staging": RESULTS / DEFAULT_STAGING, "failed": RESULTS / DEFAULT_FAILED,
+                "replaced": RESULTS / DEFAULT_REPLACED}
+    return {"staging": target.parent / f".staging-{target.name}",
+            "failed": target.parent / f"{target.name}.failed",
+            "replaced": target.parent / f".replaced-{target.name}"}
+
+
 def run(params_path: Path, only: list[str] | None = None, out: Path | None = None) -> Path:
-    """Run the notebooks; return the results folder. Raises SystemExit(1) on a failed notebook."""
+    """Run the notebooks; return the results folder.
+
+    Raises :class:`InputError` (nothing written) for a bad parameter file or ``--only``,
+    SystemExit(1) on a failed notebook; ``out`` overrides the output folder (tests).
+    """
     import papermill as pm
 
     params_path = Path(params_path)
     params = load_params(params_path)
-    nbs = notebooks()
+    target = Path(out) if out is not None else output_dir(params_path)
+    all_nbs = notebooks()
+    nbs = all_nbs
     if only:
-        nbs = [nb for nb in nbs if any(nb.stem.startswith(o) for o in only)]
+        bad = [o for o in only if not o.strip()]
+        if bad:
+            raise InputError("--only needs notebook names (e.g. --only 04), got an empty one")
+        nbs = [nb for nb in all_nbs if any(nb.stem.startswith(o) for o in only)]
         if not nbs:
-            raise InputError(f"--only {only}: no notebook matches; have {[n.stem for n in notebooks()]}")
-    declared = {nb.name: declared_parameters(nb) for nb in notebooks()}
-    check_unknown(params, declared, str(params_path))
-    target = out or output_dir(params_path)
-    target.mkdir(parents=True, exist_ok=True)
-    (target / COMPLETE_MARKER).unlink(missing_ok=True)  # from here on the folder is not complete
-    staging = target.parent / f".staging-{target.name}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    print(f"evsched: running {len(nbs)} notebook(s) with {params_path} → {_rel(target)}/", flush=True)
+            raise InputError(f"--only {' '.join(only)}: no notebook matches; have "
+                             f"{[n.stem for n in all_nbs]}")
+    declared = {nb.name: declared_parameters(nb) for nb in all_nbs}
+    validate(params_path, params, declared)
+    dirs = _folders(target)
+    _recover(target, dirs)
+    previous = check_target(target, params_path, params, only)
+
+    staging = dirs["staging"]
+    _remove(staging)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    if only and target != RESULTS:  # start from the complete run; the re-run notebooks overwrite
+        shutil.copytree(target, staging, symlinks=True,
+                        ignore=lambda d, names: [COMPLETE_MARKER] if Path(d) == target else [])
+    else:
+        staging.mkdir()
+    print(f"evsched: {params_path} → {_rel(target)}/ ({len(nbs)} notebook(s); staged in "
+          f"{_rel(staging)}/ until all succeed)", flush=True)
     timings = {}
     t_all = time.perf_counter()
     for k, nb in enumerate(nbs, 1):
@@ -106,74 +292,206 @@ def run(params_path: Path, only: list[str] | None = None, out: Path | None = Non
             execute(nb, staging / "notebooks" / nb.name, given)
         except pm.PapermillExecutionError as exc:
             print("FAILED", flush=True)
-            failed = _keep_failed(staging, target)
+            failed = _keep_failed(dirs)
             print(f"\n{nb.name}: cell {exc.exec_count} raised {exc.ename}: {exc.evalue}\n"
                   f"--- failing cell ---\n{exc.source}\n--------------------\n"
                   f"The partial output is in {_rel(failed)}/ (executed notebook: "
-                  f"{_rel(failed / 'notebooks' / nb.name)}); {_rel(target)}/ has no complete run.",
+                  f"{_rel(failed / 'notebooks' / nb.name)}); {_state(target)}",
                   file=sys.stderr, flush=True)
             raise SystemExit(1) from None
         except BaseException as exc:  # kernel missing, interrupted, ...: keep what was written
-            print("FAILED", flush=True)
-            failed = _keep_failed(staging, target)
+            print("FAILED" if not isinstance(exc, KeyboardInterrupt) else "INTERRUPTED", flush=True)
+            failed = _keep_failed(dirs)
             hint = " (run `make setup` to register the 'evsched' kernel)" if "NoSuchKernel" in type(exc).__name__ else ""
-            print(f"{nb.name}: {type(exc).__name__}: {exc}{hint}; partial output in {_rel(failed)}/",
-                  file=sys.stderr, flush=True)
+            print(f"{nb.name}: {type(exc).__name__}: {exc}{hint}; partial output in {_rel(failed)}/; "
+                  f"{_state(target)}", file=sys.stderr, flush=True)
             raise
         timings[nb.name] = round(time.perf_counter() - t0, 2)
         print(f"done in {timings[nb.name]:.1f} s", flush=True)
-    # move the staging folder into place, then mark the run complete: a full run replaces
-    # each top-level entry it wrote (no stale files); a partial run (--only) merges file by file
-    if only:
-        for src in sorted(p for p in staging.rglob("*") if p.is_file()):
-            dest = target / src.relative_to(staging)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(src), str(dest))
-        shutil.rmtree(staging)
-    else:
-        for entry in staging.iterdir():
-            dest = target / entry.name
-            if dest.is_dir():
-                shutil.rmtree(dest)
-            elif dest.exists():
-                dest.unlink()
-            shutil.move(str(entry), str(dest))
-        staging.rmdir()
-    info = {"params_file": _rel(params_path), "parameters": params, "notebooks": timings,
-            "partial_run": bool(only),
+
+    info = {"params_file": _rel(params_path), "parameters": params,
+            "notebooks": timings, "partial_run": bool(only),
             "total_seconds": round(time.perf_counter() - t_all, 2),
             "python": platform.python_version(), "machine": platform.machine(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    (target / COMPLETE_MARKER).write_text(json.dumps(info, indent=2, default=str))
+    if only:
+        old = previous.get("notebooks") if isinstance(previous.get("notebooks"), dict) else {}
+        info["notebooks"] = {nb.name: timings.get(nb.name, old.get(nb.name)) for nb in all_nbs
+                             if nb.name in timings or nb.name in old}
+        info["rerun_notebooks"] = list(timings)
+        info["previous_finished"] = previous.get("finished")
+    try:
+        with _no_interrupt():
+            if target == RESULTS:
+                _swap_default(dirs, info, merge=bool(only), previous=previous)
+            else:
+                _swap_folder(target, dirs, info)
+    except InputError as exc:
+        failed = _keep_failed(dirs)
+        print(f"evsched: {exc}; the run's output is in {_rel(failed)}/; {_state(target)}",
+              file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
     print(f"evsched: study complete in {info['total_seconds']:.1f} s; results in {_rel(target)}/", flush=True)
     return target
 
 
-def _keep_failed(staging: Path, target: Path) -> Path:
-    """Move a failed run's staging folder to ``<target>.failed`` (replacing an older one)."""
-    failed = target.parent / f"{target.name}.failed"
-    shutil.rmtree(failed, ignore_errors=True)
-    shutil.move(str(staging), str(failed))
+def _swap_folder(target: Path, dirs: dict, info: dict) -> None:
+    """Replace ``target`` by the staging folder: marker written into staging (last file), then
+    two renames; the old run is deleted only after the new one is in place."""
+    staging, replaced = dirs["staging"], dirs["replaced"]
+    _check_staging(staging)
+    _write_marker(staging, info)
+    _remove(replaced)
+    if target.exists() or target.is_symlink():
+        os.replace(target, replaced)
+    os.replace(staging, target)
+    _remove(replaced)
+
+
+def _swap_default(dirs: dict, info: dict, merge: bool, previous) -> None:
+    """Move the default run's entries into results/ itself: only the entries it wrote are
+    replaced (``merge``: file by file), never other runs' folders, README.md or bench/; the old
+    marker is removed just before and the new one written last."""
+    staging, replaced = dirs["staging"], dirs["replaced"]
+    _check_staging(staging)
+    entries = sorted(staging.iterdir())
+    others = [e.name for e in entries if _foreign(e.name)]
+    if others:
+        raise InputError(f"the default run wrote {others} at the top of {_rel(RESULTS)}/, which "
+                         "belong to other runs or tools; not replaced")
+    outputs = sorted(e.name for e in entries)
+    if merge and isinstance(previous, dict) and isinstance(previous.get("outputs"), list):
+        outputs = sorted(set(outputs) | {str(n) for n in previous["outputs"]})
+    info["outputs"] = outputs
+    _remove(replaced)
+    replaced.mkdir()
+    (RESULTS / COMPLETE_MARKER).unlink(missing_ok=True)  # from here on results/ is not complete
+    if merge:
+        for src in sorted(p for p in staging.rglob("*") if p.is_file() or p.is_symlink()):
+            dest = RESULTS / src.relative_to(staging)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.is_dir() and not dest.is_symlink():
+                shutil.rmtree(dest)
+            os.replace(src, dest)
+    else:
+        for entry in entries:
+            dest = RESULTS / entry.name
+            if dest.exists() or dest.is_symlink():
+                os.replace(dest, replaced / entry.name)
+            os.replace(entry, dest)
+    _write_marker(RESULTS, info)
+    _remove(replaced)
+    _remove(staging)
+
+
+def _foreign(name: str) -> bool:
+    """True for a top-level entry of results/ the default run must not replace."""
+    if name in KEEP_IN_RESULTS or name.startswith(".") or name.endswith(".failed"):
+        return True
+    dest = RESULTS / name
+    return (dest.is_dir() and name.lower() not in reserved_names()
+            and (dest / COMPLETE_MARKER).exists())
+
+
+def _check_staging(staging: Path) -> None:
+    if (staging / COMPLETE_MARKER).exists():
+        raise InputError(f"a notebook wrote {COMPLETE_MARKER}, the run's completion marker, "
+                         "which only the runner may write")
+
+
+def _write_marker(folder: Path, info: dict) -> None:
+    tmp = folder / f".{COMPLETE_MARKER}.tmp"
+    tmp.write_text(json.dumps(info, indent=2, default=str))
+    os.replace(tmp, folder / COMPLETE_MARKER)
+
+
+def _recover(target: Path, dirs: dict) -> None:
+    """Undo a swap interrupted by a crash (the runner blocks Ctrl-C while swapping)."""
+    replaced = dirs["replaced"]
+    if not (replaced.exists() or replaced.is_symlink()):
+        return
+    if target != RESULTS and _read_marker(target) is None and _read_marker(replaced) is not None:
+        _remove(target)
+        os.replace(replaced, target)
+        print(f"evsched: restored the previous complete run into {_rel(target)}/ (a swap was "
+              "interrupted)", flush=True)
+    else:
+        _remove(replaced)
+
+
+def _keep_failed(dirs: dict) -> Path:
+    """Move a failed run's staging folder to the ``.failed`` folder (replacing an older one)."""
+    staging, failed = dirs["staging"], dirs["failed"]
+    _remove(failed)
+    if staging.exists():
+        (staging / COMPLETE_MARKER).unlink(missing_ok=True)  # never looks complete
+        (staging / f".{COMPLETE_MARKER}.tmp").unlink(missing_ok=True)
+        shutil.move(str(staging), str(failed))
+    else:
+        failed.mkdir(parents=True)
     return failed
+
+
+def _state(target: Path) -> str:
+    return (f"{_rel(target)}/ still holds the previous complete run (unchanged)."
+            if isinstance(_read_marker(target), dict) else f"{_rel(target)}/ has no complete run.")
+
+
+def _remove(path: Path) -> None:
+    """Delete a file, link or folder tree if it exists (a link is removed, never followed)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
+@contextmanager
+def _no_interrupt():
+    """Ignore Ctrl-C (SIGINT) during the block, so that a swap is never cut in half (the run
+    is complete once the block ends, so the interrupt is reported, not raised)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got = []
+    old = signal.signal(signal.SIGINT, lambda *_: got.append(1))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if got:
+            print("evsched: Ctrl-C ignored while the results were moved into place", file=sys.stderr)
 
 
 def _rel(p: Path) -> str:
     try:
         return str(Path(p).resolve().relative_to(ROOT))
     except ValueError:
-        return str(p)
+        return str(Path(p).resolve())
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("params", nargs="?", default="params/default.yaml", help="YAML parameter file")
-    ap.add_argument("--only", nargs="*", help="run only the notebooks whose names start with these")
+    ap = argparse.ArgumentParser(
+        prog="python -m evsched.run_study", description=__doc__.split("\n\n", 1)[0],
+        epilog="Output: params/default.yaml → results/; any other <name>.yaml → results/<name>/ "
+               "(name: letters, digits, '_' or '-', not a reserved name: "
+               f"{', '.join(sorted(RESERVED))}). A run is complete when run_info.json exists in its "
+               "folder; a failed run leaves results/<name>.failed/ (results/.failed-default/). "
+               "Exit status: 0 done, 1 a notebook failed, 2 bad input, 130 interrupted.")
+    ap.add_argument("params", nargs="?", default="params/default.yaml",
+                    help="YAML parameter file (default: params/default.yaml → results/)")
+    ap.add_argument("--only", nargs="+", metavar="NB",
+                    help="re-run only the notebooks whose file names start with NB (e.g. 04) in "
+                         "the existing complete run of the same parameters; the other notebooks' "
+                         "results and timings are kept")
     args = ap.parse_args(argv)
     try:
         run(Path(args.params), only=args.only)
     except InputError as exc:
         print(f"evsched: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("evsched: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":
