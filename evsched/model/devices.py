@@ -167,6 +167,7 @@ class StorageGroup:
     reactive: bool = False
     kind: str = "ev_station"
     p_total_max_kw: np.ndarray | float | None = None
+    active: np.ndarray | None = None
     T: int = field(init=False)
 
     def __post_init__(self):
@@ -184,6 +185,11 @@ class StorageGroup:
             self.s_max_kva = _as_matrix(self.s_max_kva, n, T, f"{self.name}.s_max_kva")
         if self.p_total_max_kw is not None:
             self.p_total_max_kw = _as_matrix(self.p_total_max_kw, n, T, f"{self.name}.p_total_max_kw")
+        if self.active is not None:
+            self.active = np.asarray(self.active, dtype=bool)
+            if self.active.shape != (n, T):
+                raise InputError(f"device group '{self.name}': active has shape {self.active.shape}, "
+                                 f"expected ({n}, {T})")
         if self.reactive and self.s_max_kva is None:
             raise InputError(f"device group '{self.name}': reactive=True needs s_max_kva "
                              "(the chargers' apparent-power rating)")
@@ -203,6 +209,8 @@ class StorageGroup:
         mask = (self.p_charge_max_kw > 0) | (self.p_discharge_max_kw > 0)
         if self.reactive:
             mask |= self.s_max_kva > 0
+        if self.active is not None:
+            return self.active
         return mask
 
     def validate(self) -> None:
@@ -224,3 +232,10 @@ class StorageGroup:
             s = self.s_max_kva
             _check(np.isfinite(s) & (s >= 0), self.name, "s_max_kva", self.buses, s,
                    "must be a finite number ≥ 0 kVA")
+        if self.active is not None:
+            need = (self.p_charge_max_kw > 0) | (self.p_discharge_max_kw > 0)
+            if self.reactive:
+                need = need | (self.s_max_kva > 0)
+            _check(self.active | ~need, self.name, "active", self.buses, self.active,
+                   "is False where a power limit is positive (the pattern must cover every "
+                   "pair where the device may exchange power)")
