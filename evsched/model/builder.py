@@ -35,6 +35,7 @@ import scipy.sparse as sp
 
 from evsched.errors import InexactRelaxationError, InputError, OptimisationError
 from evsched.model import constraints as fam
+from evsched.model import rhs
 from evsched.model.devices import DeviceGroup, StorageGroup
 from evsched.model.result import OPFResult, build_result
 from evsched.network import Network
@@ -84,6 +85,11 @@ class OPFModel:
         to the objective (default True). Without it, charging and discharging at once is a
         free way to dump surplus energy and lower the *network* loss; with it, the optimum
         does not burn energy. The reported network loss (``loss_kwh``) never includes it.
+    extra_data : mapping name → array (p.u.), optional
+        Data arrays of custom families, read with ``m.data(name)`` like the built-in ones (a
+        Parameter in the parametric build, part of the verified data → b map in the rhs
+        build); new values through ``update(extra_data=...)``. Names must not clash with the
+        model's own arrays (``load_p``, ``<group>.p_max``, ...).
 
     Minimises Σ_k Σ_t r_k ℓ_{k,t} · S_base · Δt, the total active network loss [kWh], plus the
     converter losses and any terms added with :meth:`add_objective_term`.
@@ -92,7 +98,7 @@ class OPFModel:
     def __init__(self, network: Network, load_p_kw, load_q_kvar, devices=(),
                  v_min_pu: float = 0.95, v_max_pu: float = 1.05, v_slack_pu: float = 1.0,
                  dt_h: float = 1.0, hours=None, construction: str = "auto", families=None,
-                 count_converter_losses: bool = True):
+                 count_converter_losses: bool = True, extra_data=None):
         self.network = network
         self.s_base = network.s_base_kva
         self.v_min_pu, self.v_max_pu, self.v_slack_pu = float(v_min_pu), float(v_max_pu), float(v_slack_pu)
@@ -107,6 +113,8 @@ class OPFModel:
         self.extra_terms: list[ObjectiveTerm] = []
         self.count_converter_losses = bool(count_converter_losses)
         self._values = self._data_values()
+        self.extra_data = rhs.extra_data_arrays(extra_data)
+        self._values = rhs.with_extra_data(self._values, self.extra_data)
         self.auto = construction == "auto"
         if self.auto:
             construction = "constant"
@@ -297,83 +305,108 @@ class OPFModel:
         return self.problem.is_dpp()
 
     # --- re-solve with new data -----------------------------------------------------
-    def update(self, load_p_kw=None, load_q_kvar=None, devices=()) -> None:
-        """New loads and/or device data (same groups, same buses) for the next :meth:`solve`.
+    def update(self, load_p_kw=None, load_q_kvar=None, devices=(), extra_data=None) -> None:
+        """New loads, device data and/or custom data arrays for the next :meth:`solve`.
 
-        ``devices`` are groups replacing those of the same name; their structure (buses,
-        whether they have reactive power) must not change — build a new model for that.
+        ``devices`` are groups replacing those of the same name (same type, same buses, same
+        number of steps). ``extra_data`` replaces or adds arrays of ``extra_data`` (see the
+        class docstring). If anything but data *values* changes (:func:`evsched.model.rhs.fingerprint`:
+        array names or shapes, e.g. reactive power switched on, a reshaped custom array; or
+        what enters the matrices, e.g. another set of plugged-in pairs or other efficiencies)
+        the problem is rebuilt, and under ``"rhs"`` the data → b map is learnt and verified
+        again at the next solve; otherwise ``"rhs"`` rewrites b through the verified map only.
         """
         t0 = time.perf_counter()
+        before = rhs.fingerprint(self)
+        p, q = self.load_p_kw, self.load_q_kvar  # everything is checked before anything changes
         if load_p_kw is not None or load_q_kvar is not None:
-            p = self.load_p_kw if load_p_kw is None else load_p_kw
-            q = self.load_q_kvar if load_q_kvar is None else load_q_kvar
-            p, q = self._load_matrices(p, q)
+            p, q = self._load_matrices(p if load_p_kw is None else load_p_kw,
+                                       q if load_q_kvar is None else load_q_kvar)
             if p.shape != self.load_p_kw.shape:
                 raise InputError(f"update: loads must keep shape {self.load_p_kw.shape}, got {p.shape}")
-            self.load_p_kw, self.load_q_kvar = p, q
         for g in devices:
             old = self.groups.get(g.name)
             if old is None or type(old) is not type(g) or not np.array_equal(old.buses, g.buses):
                 raise InputError(f"update: device group '{g.name}' must replace an existing group "
                                  "of the same type on the same buses")
-            self.groups[g.name] = g
-        new = self._data_values()
-        if set(new) != set(self._values):
-            raise InputError("update: the device data changed structure (e.g. reactive power "
-                             "switched on/off); build a new OPFModel instead")
+            if g.T != self.T:
+                raise InputError(f"update: device group '{g.name}' has {g.T} steps, the loads have {self.T}")
+        extra = {**self.extra_data, **rhs.extra_data_arrays(extra_data)}
+        self.load_p_kw, self.load_q_kvar, self.extra_data = p, q, extra
+        self.groups.update({g.name: g for g in devices})
+        new = rhs.with_extra_data(self._data_values(), self.extra_data)
         self._values = new
+        restructured = rhs.fingerprint(self) != before
         if self.auto and self.construction == "constant":
             self.construction = "rhs"  # compiled at the next solve; later updates rewrite b only
-        elif self.construction == "parametric":
+        elif self.construction == "rhs" and self._compiled is None:
+            pass  # compiled (and rebuilt on these data) at the next solve
+        elif self.construction == "rhs" and self._compiled.accepts(self):
+            self._compiled.write(new)
+        elif self.construction == "parametric" and not restructured:
             for name, par in self.params.items():
                 par.value = new[name]
-        elif self.construction == "constant":
-            self._build()
-        else:  # rhs
-            if self._compiled is not None:
-                self._compiled["data"]["b"] = self._rhs_vector(new)
+        else:  # constant, a restructured parametric model, rhs not compiled or outside its map
+            self._build()  # (drops the rhs map: learnt again at the next solve)
         self.timings["update_s"] = time.perf_counter() - t0
 
-    # --- rhs construction ------------------------------------------------------------
+    def clone(self, **changes) -> "OPFModel":
+        """A new model with every constructor argument of this one, ``changes`` overriding some.
+
+        Copied: the network, the *current* loads and device groups (after any :meth:`update`),
+        the voltage band, ``dt_h``, ``hours``, ``construction`` (``"auto"`` stays ``"auto"``),
+        ``families`` (custom ones included), ``count_converter_losses`` and ``extra_data``.
+        Not copied: terms added with :meth:`add_objective_term` (expressions in this model's
+        variables). The one way to derive a model, e.g. the elastic probe of
+        :func:`evsched.model.diagnose.locate_infeasibility`; a constructor argument this
+        method does not know raises ``TypeError`` rather than being silently dropped.
+        """
+        import inspect
+
+        args = dict(network=self.network, load_p_kw=self.load_p_kw.copy(),
+                    load_q_kvar=self.load_q_kvar.copy(), devices=list(self.groups.values()),
+                    v_min_pu=self.v_min_pu, v_max_pu=self.v_max_pu, v_slack_pu=self.v_slack_pu,
+                    dt_h=self.dt_h, hours=self.hours.copy(),
+                    construction="auto" if self.auto else self.construction,
+                    families=dict(self.families), count_converter_losses=self.count_converter_losses,
+                    extra_data={k: v.copy() for k, v in self.extra_data.items()})
+        params = [k for k in inspect.signature(type(self).__init__).parameters if k != "self"]
+        missing = [k for k in params if k not in args]
+        if missing:
+            raise TypeError(f"OPFModel.clone does not copy the constructor argument(s) {missing}; "
+                            "add them to clone")
+        unknown = sorted(set(changes) - set(params))
+        if unknown:
+            raise TypeError(f"OPFModel.clone: unknown constructor argument(s) {unknown}")
+        args.update(changes)
+        return type(self)(**args)
+
+    # --- rhs construction (evsched.model.rhs) ----------------------------------------------
     def _data_vector(self, values: dict) -> np.ndarray:
-        return np.concatenate([values[k].ravel(order="F") for k in sorted(values)])
+        """All data entries in one vector (:func:`evsched.model.rhs.data_vector`)."""
+        return rhs.data_vector(values)
 
     def _compile_rhs(self, solver: str) -> None:
-        """Compile once and learn the sparse map data → b (exact, verified)."""
-        base_values = self._values
-        x0 = self._data_vector(base_values)
-        delta = np.arange(1, x0.size + 1, dtype=float)
-        pert, off = {}, 0
-        for k in sorted(base_values):
-            a = base_values[k]
-            pert[k] = a + delta[off:off + a.size].reshape(a.shape, order="F")
-            off += a.size
-        self._values = pert
-        self._build()
-        data1, _, _ = self.problem.get_problem_data(solver, solver_opts={})
-        self._values = base_values
-        self._build()  # the problem that is kept and solved
-        data0, chain, inv = self.problem.get_problem_data(solver, solver_opts={})
-        db = data1["b"] - data0["b"]
-        rows = np.flatnonzero(np.abs(db) > 0.5)
-        mag = np.abs(db[rows])
-        idx = np.rint(mag).astype(int) - 1
-        ok = (np.allclose(mag, idx + 1, atol=1e-6) and idx.min(initial=0) >= 0
-              and idx.max(initial=0) < x0.size
-              and (data1["A"] != data0["A"]).nnz == 0)
-        M = sp.csr_matrix((np.sign(db[rows]), (rows, idx)), shape=(db.size, x0.size))
-        ok = ok and np.allclose(data0["b"] + M @ delta, data1["b"], atol=1e-8)
-        if not ok:
-            warnings.warn("construction='rhs': the data did not map one-to-one onto b; "
-                          "falling back to rebuilding with constants", stacklevel=3)
-            self.construction = "constant"
+        """Compile, learn the data → b map and verify it on an independent random draw
+        (:func:`evsched.model.rhs.learn`). If the data do not enter b exactly affinely (or
+        change A, c, P or the cones), warn once naming the arrays and rebuild with constants
+        from now on (``"auto"`` too): a stale b is never reused."""
+        t0 = time.perf_counter()
+        compiled, failed = rhs.learn(self, solver)
+        self.timings["rhs_setup_s"] = time.perf_counter() - t0  # all compiles and checks
+        if compiled is None:
+            warnings.warn(f"construction='rhs': the data array(s) {failed} do not enter the right-hand "
+                          "side b of the conic problem exactly affinely (checked on an independent "
+                          "random perturbation); falling back to rebuilding with constants at every "
+                          "update", stacklevel=3)
+            self.construction, self.auto = "constant", False
             return
-        self._compiled = {"data": data0, "chain": chain, "inv": inv, "M": M, "x0": x0,
-                          "b0": data0["b"].copy(), "solver": solver}
+        self.timings.update({f"rhs_{k}": v for k, v in compiled.timings.items()})
+        self._compiled = compiled
 
     def _rhs_vector(self, values: dict) -> np.ndarray:
-        c = self._compiled
-        return c["b0"] + c["M"] @ (self._data_vector(values) - c["x0"])
+        """The rhs vector(s) of the compiled problem for the data ``values`` (verified map)."""
+        return self._compiled.rhs(values)
 
     # --- solve ---------------------------------------------------------------------
     def solve(self, solver: str | None = None, on_inexact: str = "raise",
@@ -398,13 +431,14 @@ class OPFModel:
         t0 = time.perf_counter()
         try:
             if self.construction == "rhs":
-                if self._compiled is None or self._compiled["solver"] != name:
+                c = self._compiled
+                if c is None or c.solver != name or not c.accepts(self):
                     self._compile_rhs(name)
                 if self.construction == "rhs":
                     c = self._compiled
-                    c["data"]["b"] = self._rhs_vector(self._values)
-                    raw = c["chain"].solve_via_data(self.problem, c["data"], False, False, solver_opts)
-                    self.problem.unpack_results(raw, c["chain"], c["inv"])
+                    data = c.write(self._values)
+                    raw = c.chain.solve_via_data(self.problem, data, False, False, solver_opts)
+                    self.problem.unpack_results(raw, c.chain, c.inv)
                 else:
                     self.problem.solve(solver=name, **solver_opts)
             else:

@@ -16,9 +16,15 @@ Every function is vectorised over (element × hour) with sparse incidence matric
 ``C_from``/``C_to`` (N × K); none loops over buses, branches or hours. Each returns a list of
 cvxpy constraints; the builder keeps them by family name so that duals and infeasibility
 diagnostics can be reported per family.
+
+A limit family may have an *elastic* form ``f(m, slacks)`` (its limits relaxed by
+non-negative slacks recorded in ``slacks``), used by :mod:`evsched.model.diagnose`:
+:data:`ELASTIC` for the defaults, :func:`elastic_form` for custom families.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import cvxpy as cp
@@ -197,3 +203,110 @@ FAMILIES = {
     "storage_energy": storage_energy,
 }
 """The default model: every family, in build order."""
+
+
+# --- elastic (penalised-slack) forms, for the infeasibility diagnosis -------------------------
+@dataclass
+class Slack:
+    """One block of elastic slack created by an elastic family.
+
+    ``variable`` (rows × T, ≥ 0) relaxes a limit; row ``i`` concerns ``where[i]`` (a bus,
+    station, branch, ... of type ``kind``), column ``t`` hour ``t``. ``label`` names the family
+    and the side of the limit, e.g. ``"voltage_limits (lower, v_pu ≥ v_min)"``.
+    """
+
+    label: str
+    variable: cp.Variable
+    where: Sequence
+    kind: str
+
+
+def relax_upper(slacks: list[Slack], label: str, where, kind: str, lhs, bound) -> cp.Constraint:
+    r"""The elastic form of ``lhs ≤ bound``: :math:`\mathrm{lhs} \le \mathrm{bound} + \sigma`,
+    :math:`\sigma \ge 0` of the shape of ``lhs``; records σ in ``slacks``."""
+    s = cp.Variable(lhs.shape, nonneg=True, name=f"slack[{label}]")
+    slacks.append(Slack(label, s, list(where), kind))
+    return lhs <= bound + s
+
+
+def relax_lower(slacks: list[Slack], label: str, where, kind: str, lhs, bound) -> cp.Constraint:
+    r"""The elastic form of ``lhs ≥ bound``: :math:`\mathrm{lhs} \ge \mathrm{bound} - \sigma`,
+    :math:`\sigma \ge 0`; records σ in ``slacks``."""
+    s = cp.Variable(lhs.shape, nonneg=True, name=f"slack[{label}]")
+    slacks.append(Slack(label, s, list(where), kind))
+    return lhs >= bound - s
+
+
+def branch_labels(m: "OPFModel") -> list[str]:
+    """``"i-j"`` (external bus ids) for every branch, in branch order: the ``where`` of a
+    slack on a branch family."""
+    ids = m.network.bus_ids
+    return [f"{a}-{b}" for a, b in zip(ids[m.network.branch_from], ids[m.network.branch_to])]
+
+
+def elastic_voltage_limits(m: "OPFModel", slacks: list[Slack]) -> list[cp.Constraint]:
+    r"""Elastic :func:`voltage_limits`:
+    :math:`\underline V^2 - \sigma^-_{j,t} \le v_{j,t} \le \overline V^2 + \sigma^+_{j,t}`,
+    :math:`\sigma^\pm \ge 0` [p.u.²], one slack per non-slack bus and hour."""
+    keep = m.nonslack
+    where = m.network.bus_ids[keep]
+    return [relax_lower(slacks, "voltage_limits (lower, v_pu ≥ v_min)", where, "bus", m.v[keep], m.v_min_pu ** 2),
+            relax_upper(slacks, "voltage_limits (upper, v_pu ≤ v_max)", where, "bus", m.v[keep], m.v_max_pu ** 2)]
+
+
+def elastic_storage_energy(m: "OPFModel", slacks: list[Slack]) -> list[cp.Constraint]:
+    r"""Elastic :func:`storage_energy`:
+    :math:`\underline E_{i,t} - \varepsilon^-_{i,t} \le E_{i,t} \le \overline E_{i,t} + \varepsilon^+_{i,t}`,
+    :math:`\varepsilon^\pm \ge 0` [p.u.·h], one slack per station and hour (``E`` from
+    :func:`storage_energy_expression`, so it follows any change of the energy model)."""
+    cons = []
+    for g in m.storage_vars.values():
+        E = storage_energy_expression(m, g)
+        name = g["name"]
+        where = [f"{name}[{i}] at bus {b}" for i, b in enumerate(g["group"].buses)]
+        cons += [relax_lower(slacks, f"storage_energy (lower, E ≥ E_min) of '{name}'", where, "station",
+                             E, m.data(f"{name}.e_min")),
+                 relax_upper(slacks, f"storage_energy (upper, E ≤ E_max) of '{name}'", where, "station",
+                             E, m.data(f"{name}.e_max"))]
+    return cons
+
+
+ELASTIC = {
+    "voltage_limits": elastic_voltage_limits,
+    "storage_energy": elastic_storage_energy,
+}
+"""Elastic forms of the default limit families, by family name. Every other default family
+stays hard in the diagnosis: the balance, voltage-drop, cone and slack-voltage families are
+physics, and relaxing the power limits as well would make the attribution ambiguous (an
+unmet energy need could be charged to either the power or the energy limit)."""
+
+
+def elastic_form(elastic):
+    """Decorator: declare ``elastic`` (``f(m, slacks) -> constraints``) as the elastic form of
+    a custom limit family, e.g.::
+
+        def elastic_line_current(m, slacks):
+            return [relax_upper(slacks, "line_current (ℓ ≤ cap)", branch_labels(m), "branch",
+                                m.l, m.data("cap"))]
+
+        @elastic_form(elastic_line_current)
+        def line_current(m):
+            return [m.l <= m.data("cap")]
+    """
+    def declare(family):
+        family.elastic = elastic
+        return family
+    return declare
+
+
+def elastic_of(name: str, family):
+    """The elastic form of ``family`` registered under ``name``, or None (the family stays hard).
+
+    A family's own declaration (:func:`elastic_form`) wins; otherwise :data:`ELASTIC` applies
+    only if ``family`` is the default family of that name (a replaced family under a default
+    name would otherwise be diagnosed with the wrong constraint).
+    """
+    own = getattr(family, "elastic", None)
+    if own is not None:
+        return own
+    return ELASTIC.get(name) if FAMILIES.get(name) is family else None
