@@ -58,17 +58,15 @@ def test_notebooks_committed_without_outputs():
         assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), nb.name
 
 
-def test_failed_run_is_not_marked_complete(tmp_path):
+def test_bad_value_refused_before_any_notebook(tmp_path):
+    # the whole file is validated before a notebook starts or a folder is created
+    # (the failure path of a notebook itself is tested with a fake executor in test_run_safety.py)
     params = tmp_path / "broken.yaml"
     params.write_text("v_slack_pu: 5.0\n")
     out = tmp_path / "broken"
-    with pytest.raises(SystemExit) as exit_:
-        run_study.run(params, only=["00"], out=out)
-    assert exit_.value.code == 1
-    assert not (out / run_study.COMPLETE_MARKER).exists()
-    failed = tmp_path / "broken.failed" / "notebooks" / "00_network.ipynb"
-    assert failed.exists()
-    assert "'v_slack_pu' = 5.0: must be in [0.9, 1.1] p.u." in failed.read_text()
+    with pytest.raises(InputError, match=r"'v_slack_pu' = 5.0: must be in \[0.9, 1.1\] p.u."):
+        run_study.run(params, out=out)
+    assert not out.exists() and not (tmp_path / "broken.failed").exists()
 
 
 def test_unknown_parameter_rejected(tmp_path):
@@ -101,3 +99,19 @@ def test_every_parameter_file_is_valid():
         params = run_study.load_params(path)
         declared = {nb.name: run_study.declared_parameters(nb) for nb in run_study.notebooks()}
         run_study.check_unknown(params, declared, str(path))
+
+
+def test_readme_results_come_from_the_outputs(study):
+    # the README's result tables are generated from a default run, never typed in by hand
+    from evsched.readme_tables import readme_block, results_block
+    assert readme_block() == results_block(study), \
+        "README results block is stale: run `make run` then `.venv/bin/python -m evsched.readme_tables --write`"
+
+
+def test_default_run_honours_every_reservation_and_is_exact(study):
+    import pandas as pd
+    s = pd.read_csv(study / "summary.csv").set_index("scenario")
+    assert s.exact.all()
+    for name in ("S2", "S3"):
+        assert s.at[name, "reservations_not_honoured"] == 0
+        assert s.at[name, "energy_not_delivered_kwh"] == 0.0
