@@ -172,13 +172,18 @@ def storage_energy(m: "OPFModel") -> list[cp.Constraint]:
         \underline E_{i,t} \le E_{i,t} \le \overline E_{i,t}
 
     with ``E`` at the end of step t. Written with ``cumsum`` along the hour axis, so no
-    separate state variable is needed.
+    separate state variable is needed. The envelope is imposed on the active (device, step)
+    pairs only, with the bounds of the inactive steps folded onto the last active step before
+    them (``E`` does not change in between; see :func:`evsched.model.builder._fold_energy_bounds`).
     """
     cons = []
     for g in m.storage_vars.values():
         E = storage_energy_expression(m, g)
-        cons += [E >= m.data(f"{g['name']}.e_min"),
-                 E <= m.data(f"{g['name']}.e_max")]
+        if not g["active"].size:
+            continue
+        E_active = cp.reshape(E, (E.size,), order="F")[g["active"]]
+        cons += [E_active >= m.data(f"{g['name']}.e_min"),
+                 E_active <= m.data(f"{g['name']}.e_max")]
     return cons
 
 
@@ -264,10 +269,14 @@ def elastic_storage_energy(m: "OPFModel", slacks: list[Slack]) -> list[cp.Constr
         E = storage_energy_expression(m, g)
         name = g["name"]
         where = [f"{name}[{i}] at bus {b}" for i, b in enumerate(g["group"].buses)]
+        grp = g["group"]
+        e0 = grp.energy_initial_kwh[:, None] / m.s_base
+        lo = grp.energy_min_kwh / m.s_base - e0   # the unfolded envelope: slacks per (device, hour)
+        hi = grp.energy_max_kwh / m.s_base - e0
         cons += [relax_lower(slacks, f"storage_energy (lower, E ≥ E_min) of '{name}'", where, "station",
-                             E, m.data(f"{name}.e_min")),
+                             E, lo),
                  relax_upper(slacks, f"storage_energy (upper, E ≤ E_max) of '{name}'", where, "station",
-                             E, m.data(f"{name}.e_max"))]
+                             E, hi)]
     return cons
 
 
