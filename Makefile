@@ -38,6 +38,7 @@ test-fast: $(STAMP) ## run the tests without the slow ones (notebooks, large fee
 
 bench: $(STAMP) ## benchmark model build/solve/re-solve on 33..1000-bus feeders; writes results/bench/
 	@cd $(ROOT) && $(PY) -m evsched.bench
+	@cd $(ROOT) && $(PY) -m evsched.bench_ev
 
 lab: $(STAMP) ## open JupyterLab on the notebooks
 	@cd $(ROOT) && $(VENV)/bin/jupyter lab notebooks
