@@ -10,21 +10,63 @@ Subcommands::
 Exit status: 0 success; 1 a rejected row or an input error (the message names file, row,
 field, value and rule); 2 a usage error (argparse). New subcommands register a parser in
 :data:`SUBCOMMANDS` with a ``func(args) -> int``.
+
+Output files (``--out``, ``--report``) are never written into a folder that does not exist
+(evsched creates no folders: a typo would otherwise scatter files), never onto the input file,
+and never onto a directory; each case is refused before any work is done. The ``--report``
+CSV is spreadsheet-safe: a cell that a spreadsheet would run as a formula (``= + - @``) gets a
+leading apostrophe (:meth:`evsched.reservations.ValidationReport.rejected_for_csv`).
 """
 from __future__ import annotations
 
 import argparse
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 from evsched.errors import InputError
 
 
 def _buses(text: str) -> tuple:
     try:
-        return tuple(int(b) for b in text.replace(" ", "").split(",") if b)
+        buses = tuple(int(b) for b in text.replace(" ", "").split(",") if b)
     except ValueError:
+        buses = ()
+    if not buses:
         raise argparse.ArgumentTypeError(f"expected comma-separated bus ids like 14,22,30, got {text!r}")
+    return buses
+
+
+def check_output_file(path, option: str, inputs=()) -> Path:
+    """Refuse an output path in a missing folder, onto a directory or onto an input file."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{option} {path}: is a directory; give the name of the CSV file to write")
+    if not p.parent.is_dir():
+        what = "is not a folder" if p.parent.exists() else "does not exist"
+        raise InputError(f"{option} {path}: folder {p.parent} {what}; create it first "
+                         "(evsched creates no folders)")
+    for src in inputs:
+        if p.exists() and Path(src).exists() and p.resolve() == Path(src).resolve():
+            raise InputError(f"{option} {path}: is the input file; choose another name "
+                             "(writing it would overwrite the input)")
+    return p
+
+
+def _read_tou(path):
+    """The ``--tou`` table, or :class:`InputError` naming the file."""
+    import pandas as pd
+
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"--tou {path}: is a directory, not a TOU CSV file")
+    if not p.exists():
+        raise InputError(f"--tou {path}: file not found")
+    try:
+        return pd.read_csv(p)
+    except (UnicodeDecodeError, ValueError, OSError) as exc:
+        raise InputError(f"--tou {path}: cannot be read as a CSV table "
+                         f"(hour, period, price_per_kwh): {exc}") from None
 
 
 # --- evsched fleet --------------------------------------------------------------------------
@@ -56,8 +98,6 @@ def _add_fleet(sub) -> None:
 
 
 def _cmd_fleet(args) -> int:
-    import pandas as pd
-
     from evsched.fleet import FleetConfig, fleet_summary, generate_fleet, write_fleet
     from evsched.network import load_ieee33
 
@@ -66,9 +106,14 @@ def _cmd_fleet(args) -> int:
     if args.seed is not None:
         params["fleet_seed"] = args.seed
     cfg = FleetConfig.from_params(source="evsched fleet options", **params)
-    tou = pd.read_csv(args.tou) if args.tou else None
+    if args.out != "-":
+        check_output_file(args.out, "--out", inputs=[args.tou] if args.tou else [])
+    tou = _read_tou(args.tou) if args.tou else None
     fleet = generate_fleet(load_ieee33(), cfg, tou=tou)
-    write_fleet(fleet, sys.stdout if args.out == "-" else args.out)
+    try:
+        write_fleet(fleet, sys.stdout if args.out == "-" else args.out)
+    except OSError as exc:
+        raise InputError(f"--out {args.out}: cannot be written ({exc.strerror or exc})") from None
     where = "standard output" if args.out == "-" else args.out
     print(f"wrote {len(fleet)} reservations to {where} (seed {cfg.fleet_seed}); EVs per station "
           f"and mode:\n{fleet_summary(fleet).to_string()}", file=sys.stderr)
@@ -86,7 +131,8 @@ def _add_validate(sub) -> None:
                    help="check every row, report each rejected one, keep the good ones")
     p.add_argument("--station-buses", type=_buses, default=None,
                    help="comma-separated station bus ids (default 14,22,30)")
-    p.add_argument("--report", help="write the rejected rows (row, ev_id, field, value, reason) to this CSV")
+    p.add_argument("--report", help="write the rejected rows (row, ev_id, field, value, reason) to "
+                                    "this CSV (its folder must exist; never the input file)")
     p.set_defaults(func=_cmd_validate)
 
 
@@ -95,21 +141,33 @@ def _cmd_validate(args) -> int:
     from evsched.network import load_ieee33
     from evsched.reservations import validate_reservations
 
-    stations = args.station_buses or DEFAULT_STATION_BUSES
+    from evsched.reservations import check_station_buses
+
+    net = load_ieee33()
+    stations = DEFAULT_STATION_BUSES if args.station_buses is None else args.station_buses
+    check_station_buses(net, stations, "evsched validate --station-buses")
+    if args.report:
+        check_output_file(args.report, "--report", inputs=[args.file])
     on_error = "skip" if args.skip_bad else "raise"
     try:
-        rep = validate_reservations(args.file, load_ieee33(), stations, on_error=on_error)
+        rep = validate_reservations(args.file, net, stations, on_error=on_error)
     except InputError as exc:
-        print(f"rejected: {exc}", file=sys.stderr)
         row, n = getattr(exc, "row", None), getattr(exc, "n_rows", None)
-        where = f" (row {row} of {n}: {row - 1} accepted before it, 1 rejected)" if row else ""
-        print(f"{args.file}: stopped at the first rejected row{where}; use --skip-bad to check "
-              "every row", file=sys.stderr)
+        if row is None:  # the file itself (not one row) is unusable: --skip-bad cannot help
+            raise
+        print(f"rejected: {exc}", file=sys.stderr)
+        print(f"{args.file}: stopped at the first rejected row (row {row} of {n}: {row - 1} "
+              "accepted before it, 1 rejected); use --skip-bad to check every row", file=sys.stderr)
         return 1
+    for note in rep.notes:
+        print(note, file=sys.stderr)
     for m in rep.messages():
         print(f"rejected: {m}", file=sys.stderr)
     if args.report:
-        rep.rejected.to_csv(args.report, index=False, lineterminator="\n")
+        try:
+            rep.rejected_for_csv().to_csv(args.report, index=False, lineterminator="\n")
+        except OSError as exc:
+            raise InputError(f"--report {args.report}: cannot be written ({exc.strerror or exc})") from None
     print(rep.summary())
     return 0 if rep.ok else 1
 
@@ -133,6 +191,9 @@ def main(argv=None) -> int:
         return args.func(args)
     except FileNotFoundError as exc:
         print(f"evsched {args.command}: {exc.filename}: file not found", file=sys.stderr)
+        return 1
+    except OSError as exc:  # permission denied, a directory, ...: no traceback
+        print(f"evsched {args.command}: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     except InputError as exc:
         print(f"evsched {args.command}: {exc}", file=sys.stderr)

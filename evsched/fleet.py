@@ -41,7 +41,8 @@ import numpy as np
 import pandas as pd
 
 from evsched.errors import InputError, input_error
-from evsched.reservations import COLUMNS
+from evsched.reservations import (COLUMNS, MAX_BATTERY_KWH, MAX_CHARGER_KW, MAX_KVA_RATIO,
+                                  _plain, check_station_buses)
 
 DEFAULT_STATION_BUSES = (14, 22, 30)
 """Default station buses: 14 on the main feeder's weak tail (13-18 sit lowest in voltage;
@@ -61,9 +62,9 @@ class FleetConfig:
 
     n_evs: int = 500                      # number of EVs, 1..100000
     fleet_seed: int = 20240501            # RNG seed, >= 0
-    battery_kwh: float = 50.0             # battery capacity [kWh], > 0
-    charger_kw: float = 7.0               # charger active rating [kW], > 0
-    charger_kva: float = 7.7              # charger apparent rating [kVA], >= charger_kw
+    battery_kwh: float = 50.0             # battery capacity [kWh], (0, 250]
+    charger_kw: float = 7.0               # charger active rating [kW], (0, 350]
+    charger_kva: float = 7.7              # charger apparent rating [kVA], charger_kw..2·charger_kw
     efficiency: float = 0.95              # one-way efficiency, (0, 1]
     home_share: float = 0.6               # share of home (overnight) EVs, 0..1
     home_arrival_mean_h: float = 18.0     # N(mean, std²) [h]
@@ -83,15 +84,15 @@ class FleetConfig:
     soc_min: float = 0.3                  # V2G floor, 0..1
     soc_max: float = 0.9                  # charging ceiling, soc_min..1
     v2g_share: float = 0.3                # willingness to discharge among eligible owners, 0..1
-    station_buses: tuple = DEFAULT_STATION_BUSES  # bus ids of the stations
+    station_buses: tuple = DEFAULT_STATION_BUSES  # bus ids of the stations (not the substation)
     station_distance: str = "feeder"      # 'feeder' (along-feeder |z|) or 'euclidean'
     resolution_h: float = 1.0             # time rounding [h]: 1, 0.5, 0.25, ...; divides 1
     min_stay_h: float = 1.0               # shortest stay [h], resolution_h..12
     peak_hours: tuple = DEFAULT_PEAK_HOURS  # clock hours 0..23 of the TOU peak
 
     def __post_init__(self):
-        self.station_buses = tuple(int(b) for b in np.atleast_1d(self.station_buses))
-        self.peak_hours = tuple(int(h) for h in np.atleast_1d(self.peak_hours))
+        self.station_buses = _int_tuple(self.station_buses)
+        self.peak_hours = _int_tuple(self.peak_hours)
 
     @classmethod
     def from_params(cls, source: str = "parameters", **params) -> "FleetConfig":
@@ -113,15 +114,33 @@ class FleetConfig:
         """Raise :class:`InputError` naming the first parameter outside its allowed range."""
         def need(ok, name, rule):
             if not ok:
-                raise input_error(source, "fleet parameters", name, getattr(self, name), rule)
+                value = getattr(self, name)
+                value = tuple(_plain(v) for v in value) if isinstance(value, tuple) else _plain(value)
+                raise input_error(source, "fleet parameters", name, value, rule)
 
-        need(isinstance(self.n_evs, (int, np.integer)) and 1 <= self.n_evs <= 100_000,
+        def whole(v):
+            return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+        need(whole(self.n_evs) and 1 <= self.n_evs <= 100_000,
              "n_evs", "must be a whole number in 1..100000")
-        need(isinstance(self.fleet_seed, (int, np.integer)) and self.fleet_seed >= 0, "fleet_seed",
+        need(whole(self.fleet_seed) and self.fleet_seed >= 0, "fleet_seed",
              "must be a whole number >= 0")
-        for name in ("battery_kwh", "charger_kw"):
-            need(np.isfinite(getattr(self, name)) and getattr(self, name) > 0, name, "must be > 0")
+        for f in fields(self):  # every float parameter: a finite number first
+            if isinstance(f.default, float):
+                v = getattr(self, f.name)
+                need(isinstance(v, (int, float, np.integer, np.floating))
+                     and not isinstance(v, (bool, np.bool_)), f.name, "must be a number")
+                need(np.isfinite(v), f.name, "must be a finite number")
+        need(0 < self.battery_kwh <= MAX_BATTERY_KWH, "battery_kwh",
+             f"must be in (0, {MAX_BATTERY_KWH:g}] kWh (plausibility bound, see "
+             "data/reservations/README.md)")
+        need(0 < self.charger_kw <= MAX_CHARGER_KW, "charger_kw",
+             f"must be in (0, {MAX_CHARGER_KW:g}] kW (plausibility bound, see "
+             "data/reservations/README.md)")
         need(self.charger_kva >= self.charger_kw, "charger_kva", "must be >= charger_kw")
+        need(self.charger_kva <= MAX_KVA_RATIO * self.charger_kw, "charger_kva",
+             f"must be <= {MAX_KVA_RATIO:g} x charger_kw (plausibility bound, see "
+             "data/reservations/README.md)")
         need(0 < self.efficiency <= 1, "efficiency", "must be in (0, 1]")
         for name in ("home_share", "v2g_share", "soc_arrival_low", "soc_arrival_high",
                      "home_soc_departure_low", "home_soc_departure_high",
@@ -142,14 +161,25 @@ class FleetConfig:
         for name in ("home_arrival_std_h", "home_departure_std_h",
                      "work_arrival_std_h", "work_departure_std_h"):
             need(0 <= getattr(self, name) <= 12, name, "must be in [0, 12] h")
+        need(all(whole(b) for b in self.station_buses), "station_buses", "must be whole bus ids")
         need(len(self.station_buses) >= 1 and len(set(self.station_buses)) == len(self.station_buses),
              "station_buses", "must list at least one bus id, without repeats")
         need(self.station_distance in ("feeder", "euclidean"), "station_distance", "must be 'feeder' or 'euclidean'")
         need(self.resolution_h > 0 and abs(1 / self.resolution_h - round(1 / self.resolution_h)) < 1e-9,
              "resolution_h", "must divide one hour (1, 0.5, 0.25, ...)")
         need(self.resolution_h <= self.min_stay_h <= 12, "min_stay_h", "must be in [resolution_h, 12] h")
-        need(all(0 <= h < 24 for h in self.peak_hours), "peak_hours", "must be clock hours 0..23")
+        need(all(whole(h) and 0 <= h < 24 for h in self.peak_hours), "peak_hours",
+             "must be whole clock hours 0..23")
         return self
+
+
+def _int_tuple(values) -> tuple:
+    """Whole numbers as a tuple of int; anything else is kept as given (``validate`` names it)."""
+    vals = tuple(_plain(v) for v in np.atleast_1d(np.asarray(values, dtype=object)))
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+           and float(v).is_integer() for v in vals):
+        return tuple(int(v) for v in vals)
+    return vals
 
 
 def peak_hours_from_tou(tou: pd.DataFrame) -> tuple:
@@ -157,7 +187,15 @@ def peak_hours_from_tou(tou: pd.DataFrame) -> tuple:
     for c in ("hour", "period"):
         if c not in tou.columns:
             raise input_error("TOU table", "header", c, None, "required column missing")
-    return tuple(sorted(int(h) for h in tou.loc[tou["period"].isin(PEAK_PERIODS), "hour"]))
+    hours = pd.to_numeric(tou["hour"], errors="coerce").to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        bad = ~((hours == np.round(hours)) & (hours >= 0) & (hours <= 23))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise input_error("TOU table", f"row {i + 1}", "hour", _plain(tou["hour"].iloc[i]),
+                          "must be a whole clock hour 0..23")
+    peak = tou["period"].isin(PEAK_PERIODS).to_numpy()
+    return tuple(sorted(int(h) for h in hours[peak]))
 
 
 # --- distances and station assignment ---------------------------------------------------------
@@ -214,7 +252,7 @@ def generate_fleet(network, config: FleetConfig | None = None, tou: pd.DataFrame
     if tou is not None:
         cfg = cfg.with_tou(tou)
     cfg.validate()
-    network.bus_index(list(cfg.station_buses))  # unknown station bus → NetworkDataError
+    check_station_buses(network, cfg.station_buses, "fleet parameters")  # on the network, not bus 1
     rng = np.random.default_rng(cfg.fleet_seed)
     n = cfg.n_evs
     # fixed draw order (determinism): segment, times, SOCs, location, willingness
@@ -244,6 +282,9 @@ def generate_fleet(network, config: FleetConfig | None = None, tou: pd.DataFrame
     soc_d = np.round(np.minimum(soc_d, soc_cap), 3)
 
     load_buses = network.buses.loc[network.buses["p_kw"] > 0, ["bus", "p_kw"]]
+    if load_buses.empty:
+        raise InputError(f"network '{network.name}', field 'p_kw': no bus has a load > 0 kW, so "
+                         "there is nowhere to place the EVs (they are drawn in proportion to p_kw)")
     w = load_buses["p_kw"].to_numpy(float)
     bus = load_buses["bus"].to_numpy()[np.searchsorted(np.cumsum(w) / w.sum(), u[2], side="right")]
     station = nearest_station(network, bus, cfg.station_buses, cfg.station_distance)

@@ -5,7 +5,10 @@ The extract ``data/profiles/simbench_2016_15min.csv.gz`` (see the README there) 
 column per profile:
 
 * load profiles ``<class>_pload`` (e.g. ``H0-A_pload``): active power in p.u. of the
-  load's rated power, must be ≥ 0;
+  load's rated power, must lie in [0, :data:`MAX_LOAD_PU` = 2] — SimBench scales every load
+  profile to a yearly maximum of exactly 1 p.u.; the bound 2 leaves room for a profile
+  normalised to another year or a load above its rating, and catches unit mistakes (W or kW
+  instead of p.u.: values of hundreds or thousands);
 * renewable profiles (``PV*``, ``WP*``): feed-in in p.u. of installed capacity, must lie in
   [0, 1] (values in [-1e-4, 0), the stand-by consumption of a wind turbine, are clipped to 0
   and logged).
@@ -26,7 +29,10 @@ Every violation raises :class:`evsched.errors.InputError` naming the file, the t
 CSV line), the column and the rule: unparseable or missing timestamps, duplicated
 timestamps, daylight-saving anomalies (a label that does not exist in local time, a
 fall-back label that is not repeated), gaps in the 15-minute grid, off-grid timestamps,
-non-numeric values, NaN, negative load, renewable feed-in outside [0, 1]. Nothing is
+non-numeric values, NaN, ±inf, negative load, load above :data:`MAX_LOAD_PU`, renewable
+feed-in outside [0, 1]; and, for the file itself, a directory, content that is not CSV text
+(binary, not UTF-8, a broken gzip stream) and repeated column names (which pandas would
+otherwise rename silently to ``name.1``). Nothing is
 filled or dropped silently: the only repairs are opt-in (``repair=True``: a single missing
 15-minute step or an isolated NaN is linearly interpolated) and each is logged at WARNING
 level with file, timestamp and column.
@@ -51,6 +57,7 @@ FIXED_CLOCK = "Etc/GMT-1"  # = UTC+01:00 (the POSIX sign is inverted), i.e. CET 
 TIME_FORMAT = "%d.%m.%Y %H:%M"
 STEP = pd.Timedelta("15min")
 RES_TOLERANCE_PU = 1e-4  # renewable values in [-tol, 0) are stand-by consumption → clipped to 0
+MAX_LOAD_PU = 2.0  # plausibility bound of a load profile [p.u. of rated power] (module docstring)
 
 #: Profile classes by column name: ``*_pload`` are loads, everything else renewable feed-in.
 def is_load_column(name: str) -> bool:
@@ -153,7 +160,8 @@ def validate_profiles(df: pd.DataFrame, source: str = "<profiles>", *, repair: b
     """Check a profile frame indexed by fixed-clock time; return the (possibly repaired) frame.
 
     Rules: strictly increasing index on a regular 15-minute grid (no gap, no off-grid
-    timestamp), numeric values, no NaN, load ≥ 0, renewable feed-in in [0, 1] (values in
+    timestamp), numeric values, no NaN, finite, 0 ≤ load ≤ :data:`MAX_LOAD_PU`, renewable
+    feed-in in [0, 1] (values in
     [-1e-4, 0) clipped to 0, logged at INFO). With ``repair=True`` a single missing step and
     an isolated NaN are linearly interpolated and logged at WARNING; anything longer raises.
     """
@@ -218,6 +226,11 @@ def validate_profiles(df: pd.DataFrame, source: str = "<profiles>", *, repair: b
         out = out.interpolate(method="linear", limit=1, limit_area="inside")
     for col in out.columns:
         v = out[col].to_numpy()
+        inf = np.flatnonzero(np.isinf(v))
+        if inf.size:
+            ts = out.index[inf[0]]
+            raise input_error(source, f"timestamp {_fmt(ts)}", col, float(v[inf[0]]),
+                              f"must be a finite number ({inf.size} infinite value(s) in this column)")
         if is_load_column(col):
             neg = np.flatnonzero(v < 0)
             if neg.size:
@@ -225,6 +238,13 @@ def validate_profiles(df: pd.DataFrame, source: str = "<profiles>", *, repair: b
                 raise input_error(source, f"timestamp {_fmt(ts)}", col, float(v[neg[0]]),
                                   f"negative load: a load profile must be >= 0 "
                                   f"({neg.size} negative value(s) in this column)")
+            high = np.flatnonzero(v > MAX_LOAD_PU)
+            if high.size:
+                ts = out.index[high[0]]
+                raise input_error(source, f"timestamp {_fmt(ts)}", col, float(v[high[0]]),
+                                  f"implausible load: must be <= {MAX_LOAD_PU:g} p.u. of rated "
+                                  f"power (SimBench profiles peak at 1 p.u.; W or kW instead of "
+                                  f"p.u.?) ({high.size} value(s) above it in this column)")
         else:
             bad = np.flatnonzero((v < -RES_TOLERANCE_PU) | (v > 1.0))
             if bad.size:
@@ -261,7 +281,20 @@ def read_profiles(path=None, *, clock: str | None = LOCAL_CLOCK, time_format: st
     source = _source(path)
     if not Path(path).exists():
         raise input_error(source, "whole file", "path", str(path), "file not found")
-    raw = pd.read_csv(path, dtype={"time": str}, keep_default_na=True)
+    if Path(path).is_dir():
+        raise input_error(source, "whole file", "path", str(path), "is a directory, not a CSV file")
+    try:
+        header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+        raw = pd.read_csv(path, dtype={"time": str}, keep_default_na=True)
+    except (UnicodeDecodeError, ValueError, OSError, EOFError) as exc:  # incl. pandas parser errors
+        raise input_error(source, "whole file", "content", type(exc).__name__,
+                          f"cannot be read as CSV text (UTF-8, optionally gzip): {exc}") from None
+    names = list(header.iloc[0]) if len(header) else []
+    for j, name in enumerate(names):
+        if name in names[:j]:
+            raise input_error(source, "header", name, name,
+                              f"duplicate column (columns {names.index(name) + 1} and {j + 1}): "
+                              "each profile must appear once")
     if "time" not in raw.columns:
         raise input_error(source, "header", "time", list(raw.columns), "a 'time' column is required")
     if raw.shape[1] < 2:

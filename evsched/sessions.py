@@ -56,6 +56,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from evsched.errors import InputError
+
 T_HOURS = 24
 KINDS = ("day", "evening", "morning")
 
@@ -155,9 +157,12 @@ def _energies(r: pd.DataFrame):
 def build_sessions(reservations: pd.DataFrame) -> Sessions:
     """Split validated reservations into day / evening / morning sessions with their bounds.
 
-    ``reservations`` must have passed :func:`evsched.reservations.validate_reservations`.
+    ``reservations`` must have passed :func:`evsched.reservations.validate_reservations`
+    (a missing column or a non-finite number raises :class:`InputError` naming the
+    reservation and the field). Vectorised: no loop over reservations.
     """
     r = reservations.reset_index(drop=True)
+    _check_typed(r)
     N, T = len(r), T_HOURS
     F = stay_presence(r)
     stay = stay_hours(r)
@@ -189,16 +194,19 @@ def build_sessions(reservations: pd.DataFrame) -> Sessions:
     c_in = np.cumsum(presence, axis=1)
     c_rem = presence.sum(axis=1, keepdims=True) - c_in
     rc, rd = (eta * pc)[:, None], (pd_ / eta)[:, None]
-    x_lo = np.maximum.reduce([np.broadcast_to(box_lo[:, None], presence.shape), -rd * c_in,
-                              tgt_lo[:, None] - rc * c_rem])
-    x_hi = np.minimum.reduce([np.broadcast_to(box_hi[:, None], presence.shape), rc * c_in,
-                              tgt_hi[:, None] + rd * c_rem])
+    # in place: no stacked (3, S, T) temporaries (100,000 EVs: 160,000 sessions x 24 h)
+    x_lo = -rd * c_in
+    np.maximum(x_lo, tgt_lo[:, None] - rc * c_rem, out=x_lo)
+    np.maximum(x_lo, box_lo[:, None], out=x_lo)
+    x_hi = rc * c_in
+    np.minimum(x_hi, tgt_hi[:, None] + rd * c_rem, out=x_hi)
+    np.minimum(x_hi, box_hi[:, None], out=x_hi)
     # the interval is non-empty for every valid reservation; snap round-off, refuse the rest
     empty = x_lo > x_hi + 1e-6
     if empty.any():
         s, t = np.argwhere(empty)[0]
-        raise ValueError(f"reservation {r['ev_id'].iloc[idx[s]]!r} ({kind[s]} session) has no "
-                         f"feasible energy at hour {t}: validate the reservations first")
+        raise InputError(f"reservation {str(r['ev_id'].iloc[idx[s]])!r} ({kind[s]} session) has no "
+                         f"feasible energy at hour {int(t)}: validate the reservations first")
     x_lo = np.minimum(x_lo, x_hi)
     return Sessions(
         ev_id=r["ev_id"].to_numpy(str)[idx], res_index=idx,
@@ -208,6 +216,29 @@ def build_sessions(reservations: pd.DataFrame) -> Sessions:
         s_max_kva=S_kva[:, None] * presence, energy_min_kwh=x_lo, energy_max_kwh=x_hi,
         soc_box_min_kwh=box_lo, soc_box_max_kwh=box_hi, target_min_kwh=tgt_lo,
         target_max_kwh=tgt_hi, e0_kwh=e0, eta=eta, charger_kw=P, reservations=r)
+
+
+_TYPED = ("arrival_hour", "departure_hour", "departure_day", "battery_kwh", "soc_arrival",
+          "soc_departure_min", "soc_min", "soc_max", "charger_kw", "charger_kva", "efficiency",
+          "station", "bus")
+
+
+def _check_typed(r: pd.DataFrame) -> None:
+    """Refuse what only an unvalidated frame can hold: a missing column, a non-number, NaN/inf."""
+    missing = [c for c in ("ev_id", "mode") + _TYPED if c not in r.columns]
+    if missing:
+        raise InputError(f"reservations: missing column(s) {missing}; validate the reservations "
+                         "first (evsched.reservations.validate_reservations)")
+    for c in _TYPED:
+        v = pd.to_numeric(r[c], errors="coerce").to_numpy(float)
+        bad = ~np.isfinite(v)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            value = r[c].iloc[i]
+            value = value.item() if isinstance(value, np.generic) else value
+            raise InputError(f"reservations, row {i + 1} (ev_id {str(r['ev_id'].iloc[i])!r}), field "
+                             f"'{c}' = {value!r}: must be a finite number; validate the "
+                             "reservations first (evsched.reservations.validate_reservations)")
 
 
 def uncontrolled_charging(reservations: pd.DataFrame, target: str = "departure") -> np.ndarray:
