@@ -42,7 +42,6 @@ DESCRIPTIONS = {
     "S3": "as S2 + EV station reactive power (charger kVA circle) + PV/WT reactive power (inverter circle); SOCP",
 }
 DISPATCH_COLUMNS = ["hour", "bus", "device", "p_kw", "q_kvar"]
-DEVICES = ("load", "ev_station", "pv", "wt")
 AC_VOLTAGE_TOL_PU = 1e-4
 """Largest |V_AC − V_SOCP| [p.u.] of a certified result."""
 AC_LOSS_TOL_REL = 0.005

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
 
 import cvxpy as cp
 import numpy as np
@@ -83,15 +82,6 @@ def _fold_energy_bounds(g: StorageGroup, lo: np.ndarray, hi: np.ndarray, sb: flo
     return lo_f.ravel(order="F")[active], hi_f.ravel(order="F")[active]
 
 
-@dataclass
-class ObjectiveTerm:
-    """A named objective term: ``weight · expression`` (the expression in p.u.)."""
-
-    name: str
-    weight: float
-    expression: object
-
-
 class OPFModel:
     """Multi-period optimal power flow on a radial feeder, SOC-relaxed DistFlow.
 
@@ -122,7 +112,7 @@ class OPFModel:
         model's own arrays (``load_p``, ``<group>.p_max``, ...).
 
     Minimises Σ_k Σ_t r_k ℓ_{k,t} · S_base · Δt, the total active network loss [kWh], plus the
-    converter losses and any terms added with :meth:`add_objective_term`.
+    converter losses and the device energy costs (:attr:`DeviceGroup.energy_cost`).
     """
 
     def __init__(self, network: Network, load_p_kw, load_q_kvar, devices=(),
@@ -140,7 +130,6 @@ class OPFModel:
         self.groups = self._check_groups(devices)
         self.nonslack = np.setdiff1d(np.arange(network.n_bus), [network.slack])
         self.families = dict(fam.FAMILIES if families is None else families)
-        self.extra_terms: list[ObjectiveTerm] = []
         self.count_converter_losses = bool(count_converter_losses)
         self._values = self._data_values()
         self.extra_data = rhs.extra_data_arrays(extra_data)
@@ -260,7 +249,6 @@ class OPFModel:
         costed = [g for g in self.device_vars.values() if g["group"].energy_cost > 0]
         if costed:
             terms.append(self.device_energy_cost_kwh(costed))
-        terms += [t.weight * t.expression for t in self.extra_terms]
         self.objective = cp.Minimize(cp.sum(cp.hstack(terms)) if len(terms) > 1 else terms[0])
         self.problem = cp.Problem(self.objective, [c for cs in self.constraints.values() for c in cs])
         self._compiled = None
@@ -326,11 +314,6 @@ class OPFModel:
         to a constant)."""
         return sum(g["group"].energy_cost * cp.sum(g["p"]) for g in groups) * self.s_base * self.dt_h
 
-    def add_objective_term(self, name: str, weight: float, expression) -> None:
-        """Add ``weight · expression`` to the objective (e.g. an energy cost) and rebuild."""
-        self.extra_terms.append(ObjectiveTerm(name, weight, expression))
-        self._build()
-
     def is_dpp(self) -> bool:
         return self.problem.is_dpp()
 
@@ -386,8 +369,7 @@ class OPFModel:
         Copied: the network, the *current* loads and device groups (after any :meth:`update`),
         the voltage band, ``dt_h``, ``hours``, ``construction`` (``"auto"`` stays ``"auto"``),
         ``families`` (custom ones included), ``count_converter_losses`` and ``extra_data``.
-        Not copied: terms added with :meth:`add_objective_term` (expressions in this model's
-        variables). The one way to derive a model, e.g. the elastic probe of
+        The one way to derive a model, e.g. the elastic probe of
         :func:`evsched.model.diagnose.locate_infeasibility`; a constructor argument this
         method does not know raises ``TypeError`` rather than being silently dropped.
         """

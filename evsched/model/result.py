@@ -70,12 +70,6 @@ class OPFResult(FlowFrames):
                 "curtail_renewables: true (priced curtailment), smaller PV/WT capacities, a higher "
                 "v_max_pu or a lower v_slack_pu.")
 
-    def net_demand_matrices(self) -> tuple[np.ndarray, np.ndarray]:
-        """Net demand ``(p_kw, q_kvar)`` as (bus × hour) arrays in the network's bus order."""
-        p = self.net_demand.pivot(index="bus", columns="hour", values="p_kw")
-        q = self.net_demand.pivot(index="bus", columns="hour", values="q_kvar")
-        order = self.meta["bus_ids"]
-        return p.loc[order].to_numpy(), q.loc[order].to_numpy()
 
 
 def build_result(m, solver: str, status: str, wall_s: float, solver_s: float,
