@@ -40,9 +40,8 @@ CASE_TIMEOUT_S = 400
 
 
 def daily_shape(T: int) -> np.ndarray:
-    h = np.arange(T) * 24.0 / T
-    s = 0.83 + 0.17 * np.cos(2 * np.pi * (h - 9) / 24) - 0.03 * np.cos(4 * np.pi * (h - 20) / 24)
-    return s / s.max()
+    from evsched.profiles import synthetic_daily_shape
+    return synthetic_daily_shape(T)
 
 
 def run_case(copies: int, T: int, construction: str) -> dict:

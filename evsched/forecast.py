@@ -339,13 +339,6 @@ def forecast_bus_load(target_day, model: str = "ridge", train_days: int = 56,
     return out.reset_index()
 
 
-def forecast_feeder(target_day, model: str = "ridge", train_days: int = 56,
-                    history: History | None = None) -> pd.DataFrame:
-    """Tomorrow's hourly feeder totals ``hour, p_kw, q_kvar`` (= sum over buses)."""
-    bus = forecast_bus_load(target_day, model, train_days, history)
-    return bus.groupby("hour", as_index=False)[["p_kw", "q_kvar"]].sum()
-
-
 def forecast_renewables(target_day, window_days: int = 7, history: History | None = None) -> pd.DataFrame:
     """Tomorrow's hourly availability per site: tidy ``hour, site, availability_pu`` in [0, 1]."""
     history = default_history() if history is None else history

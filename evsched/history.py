@@ -44,7 +44,7 @@ import pandas as pd
 
 from evsched.errors import input_error
 from evsched.network import load_ieee33
-from evsched.paths import DATA, ROOT
+from evsched.paths import DATA, rel
 from evsched.profiles import is_load_column, load_profiles
 
 MIX_FILE = DATA / "profiles" / "customer_mix.csv"
@@ -57,10 +57,7 @@ RENEWABLE_SITES = {"pv": "PV3", "wt": "WP4"}
 
 
 def _source(path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
+    return rel(path)
 
 
 def read_customer_mix(path=None, *, classes=None, buses=None) -> pd.DataFrame:

@@ -738,8 +738,5 @@ def from_pandapower(net, name: str | None = None, s_base_kva: float = 1000.0) ->
 
 def _rel(path: Path) -> str:
     """Path relative to the repository root when possible (shorter, machine-independent messages)."""
-    from evsched.paths import ROOT
-    try:
-        return str(Path(path).resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
+    from evsched.paths import rel
+    return rel(path)

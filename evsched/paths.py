@@ -8,3 +8,11 @@ DATA = ROOT / "data"
 RESULTS = ROOT / "results"
 PARAMS = ROOT / "params"
 NOTEBOOKS = ROOT / "notebooks"
+
+
+def rel(path) -> str:
+    """``path`` relative to the repository root for messages (unchanged if it lies outside)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from evsched.errors import input_error
-from evsched.paths import DATA, ROOT
+from evsched.paths import DATA, rel
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +66,7 @@ def is_load_column(name: str) -> bool:
 
 
 def _source(path) -> str:
-    p = Path(path)
-    try:
-        return str(p.resolve().relative_to(ROOT))
-    except ValueError:
-        return str(p)
+    return rel(path)
 
 
 def _fmt(ts) -> str:
@@ -313,3 +309,14 @@ def _cached(path: str) -> pd.DataFrame:
 def load_profiles(path=None) -> pd.DataFrame:
     """:func:`read_profiles` with default options, cached per path (returns a copy)."""
     return _cached(str(PROFILE_FILE if path is None else Path(path).resolve())).copy()
+
+
+def synthetic_daily_shape(T: int = 24) -> np.ndarray:
+    r"""A smooth synthetic daily load multiplier at T equal steps (tests and benchmarks only;
+    the study uses the SimBench history):
+    :math:`m(h) = 0.83 + 0.17\cos(2\pi (h-9)/24) - 0.03\cos(4\pi (h-20)/24)`, scaled to a
+    maximum of 1 (minimum ≈ 0.66 at 04:00, peak 1.00 at 09:00, ≈ 0.97 at 20:00, the shape of
+    one comparable published IEEE-33 study), ``h`` the step's start hour."""
+    h = np.arange(T) * 24.0 / T
+    s = 0.83 + 0.17 * np.cos(2 * np.pi * (h - 9) / 24) - 0.03 * np.cos(4 * np.pi * (h - 20) / 24)
+    return s / s.max()

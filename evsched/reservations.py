@@ -346,12 +346,6 @@ def validate_reservations(data, network, station_buses, on_error: str = "raise",
     return report
 
 
-def load_reservations(data, network, station_buses, on_error: str = "raise",
-                      source: str | None = None, verbose: bool = False) -> pd.DataFrame:
-    """Validate and return the accepted reservations (typed); see :func:`validate_reservations`."""
-    return validate_reservations(data, network, station_buses, on_error, source, verbose).accepted
-
-
 # --- reading ---------------------------------------------------------------------------
 _MAGIC = (  # (leading bytes, what it is, what to do)
     (b"\x1f\x8b", "gzip-compressed data", "decompress it (gunzip) to a UTF-8 CSV file"),

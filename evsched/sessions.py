@@ -59,7 +59,6 @@ import pandas as pd
 from evsched.errors import InputError
 
 T_HOURS = 24
-KINDS = ("day", "evening", "morning")
 
 
 @dataclass

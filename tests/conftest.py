@@ -24,6 +24,5 @@ def ieee33():
 @pytest.fixture(scope="session")
 def daily_shape():
     """A 24-h load multiplier (minimum 0.66 at 04:00, peak 1.00 at 09:00 and ≈0.97 at 20:00)."""
-    h = np.arange(24)
-    shape = 0.83 + 0.17 * np.cos(2 * np.pi * (h - 9) / 24) - 0.03 * np.cos(4 * np.pi * (h - 20) / 24)
-    return shape / shape.max()
+    from evsched.profiles import synthetic_daily_shape
+    return synthetic_daily_shape(24)
