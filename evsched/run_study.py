@@ -463,6 +463,7 @@ def _no_interrupt():
 
 
 def _rel(p: Path) -> str:
+    """``p`` relative to this module's ROOT (tests point ROOT at a scratch repository)."""
     try:
         return str(Path(p).resolve().relative_to(ROOT))
     except ValueError:
