@@ -11,7 +11,7 @@ KERNEL  := evsched
 PARAMS  ?= params/default.yaml
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast bench lab lock png-support clean clean-results
+.PHONY: help setup run test test-fast bench sweep lab report lock png-support clean clean-results
 
 help: ## list the targets with a one-line description
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -19,7 +19,10 @@ help: ## list the targets with a one-line description
 $(STAMP): requirements.lock pyproject.toml
 	@echo ">> creating .venv with $$($(PYTHON3) --version) and the pinned packages of requirements.lock"
 	@test -x $(PY) || $(PYTHON3) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@echo ">> installing $$(grep -c '==' requirements.lock) pinned packages (about 2 minutes on a fresh machine; one line per package)"
+	@bash -o pipefail -c '$(PY) -m pip install --disable-pip-version-check --progress-bar off -r requirements.lock 2>&1 \
+	  | grep --line-buffered -v -e "^WARNING: Location" | grep --line-buffered -E "^(Collecting|Successfully|ERROR|error)" | cut -c1-110' \
+	  || (echo "evsched: pip could not install requirements.lock (its messages are above)"; exit 1)
 	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e $(ROOT)
 	@$(PY) scripts/register_kernel.py
 	@touch $(STAMP)
@@ -40,8 +43,15 @@ bench: $(STAMP) ## benchmark model build/solve/re-solve on 33..1000-bus feeders;
 	@cd $(ROOT) && $(PY) -m evsched.bench
 	@cd $(ROOT) && $(PY) -m evsched.bench_ev
 
-lab: $(STAMP) ## open JupyterLab on the notebooks
-	@cd $(ROOT) && $(VENV)/bin/jupyter lab notebooks
+sweep: $(STAMP) ## parameter sweep on dask: SPEC=params/sweeps/x.yaml [WORKERS=2] [SCHEDULER=tcp://host:port] [OUT=dir] [RESUME=1] → results/sweeps/x/
+	@test -n "$(strip $(SPEC))" || { echo "make sweep needs SPEC=params/sweeps/<name>.yaml (specs: $$(ls $(ROOT)/params/sweeps))"; exit 2; }
+	@cd $(ROOT) && $(PY) -m evsched.cli sweep '$(SPEC)' $(if $(strip $(WORKERS)),--workers $(WORKERS)) $(if $(strip $(SCHEDULER)),--scheduler '$(SCHEDULER)') $(if $(strip $(OUT)),--out '$(OUT)') $(if $(strip $(RESUME)),--resume)
+
+lab: $(STAMP) ## open JupyterLab on the notebooks (runs write to results/lab/); LAB_ARGS="--no-browser --port 8890" passes options
+	@cd $(ROOT) && $(VENV)/bin/jupyter lab notebooks $$(test "$$(id -u)" = 0 && echo --allow-root) $(LAB_ARGS)
+
+report: $(STAMP) ## static HTML report of a complete run (PARAMS as for make run) → results/[<name>/]report/index.html, offline
+	@cd $(ROOT) && $(PY) -m evsched.book --params '$(PARAMS)'
 
 png-support: ## install Debian's chromium so figures are also exported as PNG (needs root + apt)
 	@if command -v chromium >/dev/null 2>&1; then echo "chromium already installed"; \
