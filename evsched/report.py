@@ -16,12 +16,15 @@ contract and are tested):
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from evsched import metrics
+from evsched.errors import InputError
+from evsched.frames import FlowFrames
 
 SUMMARY_COLUMNS = ["scenario", "peak_valley_kw", "peak_valley_substation_kw", "loss_kwh",
                    "voltage_deviation_pu", "vmin_pu", "vmax_pu", "max_relaxation_gap",
@@ -75,14 +78,21 @@ def comparison_table(summary: pd.DataFrame, comparisons=COMPARISONS) -> pd.DataF
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
-def write_results(results: dict, results_dir) -> dict[str, Path]:
+def write_results(results: dict, results_dir, case=None) -> dict[str, Path]:
     """Write the results contract for ``{name: ScenarioResult}`` into ``results_dir``.
 
-    Returns the paths written (``summary``, ``comparison`` and ``<S>/<table>``).
+    With ``case`` (the :class:`evsched.case.Case` the results were computed for), its
+    parameters go to ``scenarios/case.json`` so that a reader (notebook 05) can check it reads
+    results of the same case. Returns the paths written (``summary``, ``comparison``,
+    ``timings``, ``case`` and ``<S>/<table>``).
     """
     out = Path(results_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
+    if case is not None:
+        (out / "scenarios").mkdir(parents=True, exist_ok=True)
+        paths["case"] = out / "scenarios" / "case.json"
+        paths["case"].write_text(case_fingerprint(case))
     summary = summary_table(results)
     paths["summary"] = out / "summary.csv"
     summary.to_csv(paths["summary"], index=False)
@@ -103,6 +113,51 @@ def write_results(results: dict, results_dir) -> dict[str, Path]:
                 .to_csv(p, index=False, float_format="%.6g")
             paths[f"{name}/{table}"] = p
     return paths
+
+
+def case_fingerprint(case) -> str:
+    """The case's parameters as canonical JSON (sorted keys)."""
+    return json.dumps(case.model_dump(mode="json"), sort_keys=True, indent=1)
+
+
+@dataclass
+class StoredScenario(FlowFrames):
+    """A scenario read back from ``results/scenarios/<S>/`` (what the figures need)."""
+
+    name: str
+    dispatch: pd.DataFrame
+    voltages: pd.DataFrame
+    branches: pd.DataFrame
+    dt_h: float = 1.0
+
+    def equivalent_load(self) -> pd.Series:
+        return metrics.equivalent_load(self.dispatch)
+
+
+def read_scenarios(results_dir, case=None) -> dict[str, StoredScenario]:
+    """The scenarios that notebook 04 wrote into ``results_dir``, as :class:`StoredScenario`.
+
+    With ``case``, refuses results computed for other parameters (``scenarios/case.json``), so a
+    figure never shows another run's numbers. The step length is read from the hour column.
+    """
+    out = Path(results_dir)
+    folder = out / "scenarios"
+    if not (out / "summary.csv").exists() or not folder.is_dir():
+        raise InputError(f"{folder}: no scenario results here; run notebook 04 (or `make run`) first")
+    if case is not None:
+        stored = folder / "case.json"
+        if not stored.exists() or stored.read_text() != case_fingerprint(case):
+            raise InputError(f"{folder}: these results were computed for other parameters than this "
+                             "notebook's; run notebook 04 with the same parameters first")
+    names = pd.read_csv(out / "summary.csv")["scenario"].tolist()
+    res = {}
+    for name in names:
+        d = folder / name
+        frames = {t: pd.read_csv(d / f"{t}.csv") for t in ("dispatch", "voltages", "branches")}
+        hours = np.unique(frames["voltages"]["hour"].to_numpy(float))
+        dt = float(np.diff(hours).min()) if hours.size > 1 else 1.0
+        res[name] = StoredScenario(name, frames["dispatch"], frames["voltages"], frames["branches"], dt)
+    return res
 
 
 def read_results(results_dir) -> dict:

@@ -155,3 +155,17 @@ def test_renewable_sensitivity_matches_the_scenarios(case_data, results):
         assert sens.at[(1.0, name), "loss_kwh"] == pytest.approx(results[name].summary()["loss_kwh"], rel=1e-4)
     # less DG, more loss
     assert sens.at[(0.5, "S2"), "loss_kwh"] > sens.at[(1.0, "S2"), "loss_kwh"]
+
+
+def test_stored_scenarios_read_back_and_refuse_other_parameters(results, case_data, tmp_path):
+    report.write_results(results, tmp_path, case_data.case)
+    back = report.read_scenarios(tmp_path, case_data.case)
+    assert list(back) == ["S0", "S1", "S2", "S3"]
+    for name, r in results.items():
+        assert back[name].loss_kwh == pytest.approx(r.loss_kwh, rel=1e-5)   # CSVs keep 6 significant digits
+        assert back[name].dt_h == 1.0
+    other = case_data.case.model_copy(update={"v_min_pu": 0.94})
+    with pytest.raises(InputError, match="other parameters"):
+        report.read_scenarios(tmp_path, other)
+    with pytest.raises(InputError, match="run notebook 04"):
+        report.read_scenarios(tmp_path / "nothing")
