@@ -8,7 +8,6 @@ of :meth:`evsched.model.OPFModel.solve` or the ``EVSCHED_SOLVER`` environment va
 from __future__ import annotations
 
 import os
-import sys
 from functools import lru_cache
 
 import cvxpy as cp
@@ -35,7 +34,8 @@ def select_solver(preferred: str | None = None) -> str:
     """Name of the solver to use.
 
     Order: ``preferred`` argument, then ``$EVSCHED_SOLVER``, then MOSEK if its licence works,
-    else Clarabel (one line on stderr says so, once per process).
+    else Clarabel (one line on stdout says so, once per process: informational, so that
+    JupyterLab does not show it as an error).
     """
     choice = preferred or os.environ.get("EVSCHED_SOLVER")
     if choice:
@@ -48,5 +48,5 @@ def select_solver(preferred: str | None = None) -> str:
         return choice
     if mosek_usable():
         return "MOSEK"
-    print("evsched: no MOSEK licence found, solving with Clarabel", file=sys.stderr)
+    print("evsched: no MOSEK licence found, solving with Clarabel", flush=True)
     return DEFAULT_FALLBACK
