@@ -21,7 +21,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON3) -m venv $(VENV)
 	@echo ">> installing $$(grep -c '==' requirements.lock) pinned packages (about 2 minutes on a fresh machine; one line per package)"
 	@bash -o pipefail -c '$(PY) -m pip install --disable-pip-version-check --progress-bar off -r requirements.lock 2>&1 \
-	  | grep --line-buffered -v -e "^WARNING: Location" | grep --line-buffered -E "^(Collecting|Successfully|ERROR|error)" | cut -c1-110' \
+	  | { grep --line-buffered -E "^(Collecting|Successfully|ERROR|error)" | cut -c1-110 || true; }' \
 	  || (echo "evsched: pip could not install requirements.lock (its messages are above)"; exit 1)
 	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e $(ROOT)
 	@$(PY) scripts/register_kernel.py

@@ -13,8 +13,10 @@ Where the output goes:
 * ``results_dir`` cannot be set in a parameter file.
 
 Checks before anything is written: the file is strict YAML (:mod:`evsched.yamlio`), every key
-is declared by a notebook's ``parameters`` cell (a typo would otherwise be ignored), and every
-value is in its range (:func:`evsched.case.load_case`). Input errors exit with status 2.
+is a parameter of :mod:`evsched.schema` (a typo would otherwise be ignored), and every value is
+in its range (:func:`evsched.case.load_case`). Each notebook gets the keys its ``parameters``
+cell declares and, if it declares ``params_file``, the file itself. Input errors exit with
+status 2.
 
 Completion and atomicity: notebooks write into a staging folder (``results/.staging-<name>/``);
 only when all succeed is it swapped in and ``run_info.json`` — the completion marker — written
@@ -29,7 +31,6 @@ records which notebooks were re-run and keeps the others' timings.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import platform
@@ -52,7 +53,7 @@ NAME_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\Z")
 RESERVED = frozenset({
     # folders of the default run in results/ and of other tools (make bench, lab, ...)
     "forecast", "tou", "network", "reservations", "scenarios", "figures", "notebooks",
-    "bench", "lab", "uncertainty", "sweeps",
+    "bench", "lab", "uncertainty", "sweeps", "report",
     # 'default' would read as the default run; README would shadow results/README.md
     "default", "readme"})
 """Names a parameter file may not have (compared case-insensitively), besides every
@@ -88,6 +89,9 @@ def load_params(path: Path) -> dict:
         raise InputError(f"{path}: 'results_dir' cannot be set in a parameter file; the output "
                          f"folder follows from the file's name: {_where(path)} (rename the file "
                          "to choose another folder)")
+    if "params_file" in params:
+        raise InputError(f"{path}: 'params_file' cannot be set in a parameter file; the runner "
+                         "passes the file itself to the notebooks that declare it")
     return params
 
 
@@ -135,40 +139,28 @@ def output_dir(params_path: Path) -> Path:
 
 
 def check_unknown(params: dict, declared: dict[str, dict], source: str) -> None:
-    known = set().union(*declared.values()) if declared else set()
-    unknown = sorted(set(params) - known)
+    """Every key of ``params`` is a parameter of :mod:`evsched.schema` (what the notebooks
+    declare, ``declared``, is checked against the schema by tests/test_schema.py)."""
+    from evsched.schema import FLAT, suggest
+
+    unknown = sorted(set(params) - set(FLAT))
     if unknown:
-        raise InputError(f"{source}: unknown parameter(s) {unknown}; the notebooks declare "
-                         f"{sorted(known - {'results_dir'})}")
-
-
-def _notebook_defaults(declared: dict[str, dict]) -> dict:
-    out = {}
-    for decl in declared.values():
-        for k, src in decl.items():
-            try:
-                out.setdefault(k, ast.literal_eval(src))
-            except (ValueError, SyntaxError, TypeError):
-                pass
-    return out
+        raise InputError(f"{source}: unknown parameter(s) {unknown}{suggest(unknown[0])}; "
+                         f"`evsched params` lists the {len(FLAT)} parameters")
 
 
 def validate(params_path: Path, params: dict, declared: dict[str, dict]) -> None:
-    """Every key declared by a notebook; every value in range (:func:`evsched.case.load_case`,
-    the forecast window with the notebooks' defaults for the keys the file leaves out, the
-    buses of the IEEE 33-bus feeder). Raises :class:`InputError` naming the file."""
-    from evsched import forecast
-    from evsched.case import FORECAST_KEYS, load_case
+    """Every key a parameter of :mod:`evsched.schema`; every value in its range and every
+    cross-field rule, a key left out taking the schema's default (= params/default.yaml), the
+    target day against the forecast history (:func:`evsched.case.load_case`); the buses on the
+    IEEE 33-bus feeder. Raises :class:`InputError` naming the file."""
+    from evsched.case import load_case
     from evsched.network import load_ieee33
     from evsched.params import rewrite_source
 
     source = str(params_path)
     check_unknown(params, declared, source)
     case = load_case(params_path)
-    if "target_day" not in params:  # load_case checks the forecast window only with a target day
-        eff = {**_notebook_defaults(declared), **params}
-        with rewrite_source({"notebook parameters": source}):
-            forecast.check_params(**{k: eff[k] for k in FORECAST_KEYS if k in eff})
     with rewrite_source({"case parameter": f"{source}, case parameter"}):
         case.check_network(load_ieee33())
 
@@ -283,9 +275,14 @@ def run(params_path: Path, only: list[str] | None = None, out: Path | None = Non
           f"{_rel(staging)}/ until all succeed)", flush=True)
     timings = {}
     t_all = time.perf_counter()
+    # the kernels inherit this: notebooks write where results_dir says, never into results/lab/
+    # (evsched.figures.output_dir), and export PNGs
+    os.environ["EVSCHED_BATCH_RUN"] = "1"
     for k, nb in enumerate(nbs, 1):
         given = {key: val for key, val in params.items() if key in declared[nb.name]}
         given["results_dir"] = str(staging)
+        if "params_file" in declared[nb.name]:  # notebooks that read the whole case from the file
+            given["params_file"] = str(params_path.resolve())
         print(f"[{k}/{len(nbs)}] {nb.name} ...", end=" ", flush=True)
         t0 = time.perf_counter()
         try:
