@@ -46,9 +46,9 @@ def placeholder_base_load(network):
 
 
 def compare(network, reservations, load_p_kw, load_q_kvar, stations=None, reactive: bool = False,
-            v_min_pu: float = 0.95, v_max_pu: float = 1.05, v_slack_pu: float = 1.0,
-            solver: str | None = None, exact: bool = True, extra_devices=(),
-            time_sharing: bool = True) -> dict:
+            v_min_pu: float | None = None, v_max_pu: float | None = None,
+            v_slack_pu: float | None = None, solver: str | None = None, exact: bool = True,
+            extra_devices=(), time_sharing: bool = True, options=None) -> dict:
     """Solve aggregated and exact models, disaggregate, verify; return metrics and objects.
 
     ``extra_devices`` (e.g. the PV/WT :class:`~evsched.model.DeviceGroup`s of a scenario) are
@@ -57,6 +57,11 @@ def compare(network, reservations, load_p_kw, load_q_kvar, stations=None, reacti
     (:class:`evsched.model.StorageGroup`) in both models
     (``p_ch + p_dis ≤`` charger ratings: without it the optimiser may charge and discharge the
     same EV at once to burn surplus energy in the converters).
+
+    ``options`` (:class:`evsched.schema.OPFOptions`, e.g. ``case.opf_options``) sets the
+    voltage band, slack voltage and converter-loss objective of both models, as in the
+    scenarios; without it, ``v_min_pu``/``v_max_pu``/``v_slack_pu`` (others: the defaults of
+    :mod:`evsched.schema`).
 
     Returns
     -------
@@ -70,14 +75,23 @@ def compare(network, reservations, load_p_kw, load_q_kvar, stations=None, reacti
     deviation from its optimised schedule| [kWh]); and the objects ``sessions``, ``envelopes``,
     ``result_aggregated``, ``result_exact``, ``disaggregation``.
     """
+    from evsched.errors import InputError
     from evsched.model import OPFModel
+    from evsched.schema import OPFOptions
 
     sessions = build_sessions(reservations)
     env = aggregate(sessions, stations=stations)
     def without_time_sharing(group):
         return group if time_sharing else dataclasses.replace(group, p_total_max_kw=None)
 
-    kw = dict(v_min_pu=v_min_pu, v_max_pu=v_max_pu, v_slack_pu=v_slack_pu, construction="constant")
+    band = {k: v for k, v in dict(v_min_pu=v_min_pu, v_max_pu=v_max_pu, v_slack_pu=v_slack_pu).items()
+            if v is not None}
+    if options is None:
+        options = OPFOptions.from_values(source="aggregation_gap.compare", **band)
+    elif band:
+        raise InputError(f"aggregation_gap.compare: {sorted(band)} given with options; the options "
+                         "already set the voltage band (give one or the other)")
+    kw = dict(options.model_kwargs(), construction="constant")
     extra = list(extra_devices)
     t0 = time.perf_counter()
     agg = OPFModel(network, load_p_kw, load_q_kvar,

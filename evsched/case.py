@@ -19,79 +19,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from evsched.errors import InputError
-from evsched.network import Network, load_ieee33
-from evsched.sessions import build_sessions
+from evsched.network import Network
 from evsched.paths import PARAMS
+from evsched.schema import FLAT, TOPICS, Params
+from evsched.sessions import build_sessions
 
 DEFAULT_PARAMS = PARAMS / "default.yaml"
-FORECAST_KEYS = {"target_day", "forecast_model", "train_days", "renewable_window_days", "backtest_days"}
+FORECAST_KEYS = set(TOPICS["forecast"].model_fields)
+"""Parameters of :func:`evsched.forecast.day_ahead` (topic ``forecast`` of :mod:`evsched.schema`)."""
 
 
-class Case(BaseModel):
-    """Validated case parameters (units in the names; buses are Baran & Wu ids 1..33).
+class Case(Params):
+    """Validated case parameters: the topics of :class:`evsched.schema.Params` (``limits``,
+    ``forecast``, ``tou``, ``sites``, ``fleet``, ``opf``, ``study``).
 
-    Every field has a documented range; :func:`load_case` turns a violation into an
-    :class:`InputError` naming the parameter, its value and the allowed range.
+    Every parameter is also readable flat (``case.v_min_pu``, ``case.station_buses``); the
+    topics are read-only mappings (``tou.check_params(**case.tou)``,
+    ``FleetConfig.from_params(**case.fleet)``); :attr:`opf_options` is what the OPF model
+    takes; ``case.model_copy(update={...})`` takes flat keys and is validated. Units, ranges,
+    defaults and documentation: :mod:`evsched.schema` (``evsched params``).
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    v_slack_pu: float = Field(1.0, ge=0.9, le=1.1, description="substation voltage [p.u.]")
-    v_min_pu: float = Field(0.95, ge=0.8, le=1.0, description="lower voltage limit [p.u.]")
-    v_max_pu: float = Field(1.05, ge=1.0, le=1.2, description="upper voltage limit [p.u.]")
-    station_buses: list[int] = Field([14, 22, 30], min_length=1,
-                                     description="EV station buses (default: evsched.fleet)")
-    pv_buses: list[int] = Field([13, 24], description="PV plant buses")
-    pv_capacity_kw: list[float] = Field([500.0, 500.0], description="PV rated power [kW], 0..10000 each")
-    wt_buses: list[int] = Field([18, 33], description="wind-turbine buses")
-    wt_capacity_kw: list[float] = Field([500.0, 500.0], description="WT rated power [kW], 0..10000 each")
-    inverter_kva_ratio: float = Field(1.1, ge=1.0, le=2.0,
-                                      description="PV/WT inverter rating / rated active power")
-    count_converter_losses: bool = Field(
-        True, description="add the EV chargers' conversion losses to the S2/S3 objective "
-                          "(False: network loss only, as in the paper; lets the optimiser cycle energy for free)")
-    ev_model: Literal["exact", "envelope"] = Field(
-        "exact", description="EVs in S2/S3: 'exact' (one storage per EV session: every reservation is "
-                             "honoured by construction) or 'envelope' (the paper's station envelope, an "
-                             "outer approximation: some reservations may fall short)")
-    curtail_renewables: bool = Field(
-        False, description="let S2/S3 curtail PV/WT output at a price (curtailment_penalty); False: must-take")
-    curtailment_penalty: float = Field(
-        0.5, gt=0.0, lt=1.0,
-        description="objective weight per curtailed kWh [kWh of loss per kWh curtailed], (0, 1): below 1 so "
-                    "that curtailing is cheaper than the fictitious losses of an inexact relaxation")
-    forecast: dict = Field(default_factory=dict,
-                           description="evsched.forecast.day_ahead parameters (target_day, forecast_model, ...)")
-    tou: dict = Field(default_factory=dict,
-                      description="evsched.tou.check_params parameters (flat_price_per_kwh, tou_*)")
-    fleet: dict = Field(default_factory=dict,
-                        description="evsched.fleet.FleetConfig parameters (n_evs, seed, v2g_share, ...)")
-
-    @model_validator(mode="after")
-    def _check(self):
-        if not self.v_min_pu < self.v_max_pu:
-            raise ValueError(f"v_min_pu = {self.v_min_pu} must be < v_max_pu = {self.v_max_pu}")
-        for kind in ("pv", "wt"):
-            buses, caps = getattr(self, f"{kind}_buses"), getattr(self, f"{kind}_capacity_kw")
-            if len(buses) != len(caps):
-                raise ValueError(f"{kind}_capacity_kw has {len(caps)} value(s) but {kind}_buses has "
-                                 f"{len(buses)}: give one capacity per bus")
-            for c in caps:
-                if not (0 <= c <= 10_000):
-                    raise ValueError(f"{kind}_capacity_kw value {c} must be in 0..10000 kW")
-        for key in ("station_buses", "pv_buses", "wt_buses"):
-            b = getattr(self, key)
-            if len(set(b)) != len(b):
-                raise ValueError(f"{key} = {b}: a bus may appear only once")
-        return self
 
     def check_network(self, network: Network) -> None:
         """Every bus of the case exists and none is the substation."""
@@ -106,96 +58,46 @@ class Case(BaseModel):
 
 
 def load_case(path: str | Path | None = DEFAULT_PARAMS, **overrides) -> Case:
-    """Read the case keys from a YAML parameter file, apply ``overrides``, validate.
+    """Read a YAML parameter file, apply ``overrides`` (flat keys), validate.
 
-    Case keys are :class:`Case`'s own fields plus the pass-through groups ``forecast``
-    (:data:`FORECAST_KEYS`, handed to :func:`evsched.forecast.day_ahead`), ``tou`` (the
-    parameters of :func:`evsched.tou.check_params`) and ``fleet`` (the fields of
-    :class:`evsched.fleet.FleetConfig`, e.g. ``n_evs``, ``fleet_seed``, ``v2g_share``), given
-    flat as in the YAML. Every group is validated (the forecast group when ``target_day`` is
-    given); errors name the file (or "notebook parameters" / "load_case overrides"), the
+    Every key is a parameter of :mod:`evsched.schema` (an unknown key in the file or in
+    ``overrides`` is an error); a key the file leaves out takes the schema's default, which is
+    the value in ``params/default.yaml``. Every range and cross-field rule is checked, and the
+    target day against the forecast history (:func:`evsched.forecast.check_params`); errors
+    name the file (or "notebook parameters" / "load_case overrides of <file>"), the
     parameter, its value and the allowed range. The file is read with
-    :func:`evsched.yamlio.load_yaml_mapping` (duplicate keys, aliases, ... are errors). Other
-    keys of the file (other notebooks') are ignored; unknown ``overrides`` are an error;
+    :func:`evsched.yamlio.load_yaml_mapping` (duplicate keys, aliases, ... are errors);
     ``None`` overrides keep the file's value.
     """
-    from dataclasses import fields as dataclass_fields
-
-    from evsched.params import field_rule, plain, rewrite_source
+    from evsched import forecast
+    from evsched.params import rewrite_source
+    from evsched.schema import suggest, validate
     from evsched.yamlio import load_yaml_mapping
 
-    groups = {"forecast": FORECAST_KEYS, "tou": _tou_keys(), "fleet": _fleet_keys()}
-    own = set(Case.model_fields) - set(groups)
     raw = {} if path is None else load_yaml_mapping(path)
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    known = own.union(*groups.values())
-    unknown = [k for k in overrides if k not in known]
+    unknown = [k for k in overrides if k not in FLAT]
     if unknown:
-        raise InputError(f"load_case: unknown case parameter(s) {unknown}; known: {sorted(known)}")
+        raise InputError(f"load_case: unknown case parameter(s) {unknown}{suggest(unknown[0])}; "
+                         f"`evsched params` lists the {len(FLAT)} parameters")
     over_source = "notebook parameters" if path is None else f"load_case overrides of {path}"
-
-    def source(*keys) -> str:
-        return over_source if path is None or any(k in overrides for k in keys) else str(path)
-
-    flat = {k: v for k, v in {**raw, **overrides}.items() if k in known}
-    values = {k: v for k, v in flat.items() if k in own}
-    for g, keys in groups.items():
-        values[g] = {k: v for k, v in flat.items() if k in keys}
-    for k, v in values.items():  # pydantic would read true/false as 1.0/0.0
-        if isinstance(v, bool) and Case.model_fields[k].annotation in (int, float, "int", "float"):
-            raise InputError(f"{source(k)}, parameter '{k}' = {v!r}: "
-                             f"{field_rule(Case, k, {'type': 'float_type', 'msg': 'must be a number'})}")
-    try:
-        case = Case(**values)
-    except ValidationError as exc:
-        lines = []
-        for e in exc.errors():
-            if not e["loc"]:  # a cross-field rule: its message names the parameters and values
-                lines.append(f"{source(*values)}: {e['msg'].removeprefix('Value error, ')}")
-                continue
-            key = ".".join(str(p) for p in e["loc"])
-            val = values.get(e["loc"][0])
-            lines.append(f"{source(e['loc'][0])}, parameter '{key}' = {plain(val)!r}: "
-                         f"{field_rule(Case, str(e['loc'][0]), e)}")
-        raise InputError("; ".join(lines)) from None
-    from evsched import forecast, tou
-    from evsched.fleet import FleetConfig
-    for f in dataclass_fields(FleetConfig):
-        v = case.fleet.get(f.name)
-        if f.name in case.fleet and type(f.default) in (int, float) and (
-                isinstance(v, bool) or not isinstance(v, (int, float))):
-            raise InputError(f"{source(f.name)}, fleet parameters, field '{f.name}' = {plain(v)!r}: "
-                             f"must be a number (default {f.default})")
-    try:
-        FleetConfig.from_params(source=source(*case.fleet), station_buses=tuple(case.station_buses),
-                                **case.fleet)
-    except InputError:
-        raise
-    except (TypeError, ValueError) as exc:  # a wrong type the range checks cannot compare
-        raise InputError(f"{source(*case.fleet)}, fleet parameters {plain(case.fleet)!r}: "
-                         f"{exc} (each must be a number)") from None
-    with rewrite_source({"notebook parameters": source(*case.tou)}):
-        tou.check_params(**case.tou)
-    if "target_day" in case.forecast:
-        with rewrite_source({"notebook parameters": source(*case.forecast)}):
-            forecast.check_params(**case.forecast)
+    sources = {k: over_source if k in overrides else str(path) for k in {**raw, **overrides}}
+    case = validate({**raw, **overrides}, source=over_source if path is None else str(path),
+                    sources=sources, cls=Case)
+    fc_source = over_source if path is None or FORECAST_KEYS & set(overrides) else str(path)
+    with rewrite_source({"notebook parameters": fc_source}):
+        forecast.check_params(**case.forecast)  # the target day inside the history
     return case
 
 
 def _tou_keys() -> set:
-    """Parameter names of :func:`evsched.tou.check_params`."""
-    import inspect
-
-    from evsched import tou
-    return set(inspect.signature(tou.check_params).parameters)
+    """Parameter names of :func:`evsched.tou.check_params` (topic ``tou`` of the schema)."""
+    return set(TOPICS["tou"].model_fields)
 
 
 def _fleet_keys() -> set:
-    """Parameter names of :class:`evsched.fleet.FleetConfig` except the station buses."""
-    from dataclasses import fields as dc_fields
-
-    from evsched.fleet import FleetConfig
-    return {f.name for f in dc_fields(FleetConfig)} - {"station_buses"}
+    """Fleet parameters (topic ``fleet`` of the schema; the station buses are in ``sites``)."""
+    return set(TOPICS["fleet"].model_fields)
 
 
 @dataclass
@@ -253,17 +155,20 @@ class CaseData:
 
 def build_case(case: Case | None = None, network: Network | None = None) -> CaseData:
     """Forecast day, TOU table, fleet and station envelopes for ``case`` (default: the YAML)."""
+    from evsched.feeders import load_network, plant_availability
     case = case or load_case()
-    network = network or load_ieee33()
+    network = network or load_network(case.network)  # run parameter `network` (evsched.feeders)
     case.check_network(network)
     sources = {}
-    load_p, load_q, pv_pu, wt_pu, hours, sources["forecast"] = _forecast_day(case, network)
+    load_p, load_q, ren, hours, sources["forecast"] = _forecast_day(case, network)
+    pv_pu, wt_pu = ren.loc["pv"].to_numpy(float), ren.loc["wt"].to_numpy(float)
     tou, sources["tou"] = _tou_table(case, load_p, {"pv": pv_pu, "wt": wt_pu})
     res, sources["fleet"] = _fleet(case, network, tou)
     sessions = build_sessions(res)
     stations, sources["aggregation"] = _stations(case, sessions, len(hours))
-    pv = np.asarray(case.pv_capacity_kw, float)[:, None] * pv_pu[None, :]
-    wt = np.asarray(case.wt_capacity_kw, float)[:, None] * wt_pu[None, :]
+    # per plant: its own SimBench profile (site "pv@<bus>") where the feeder has one
+    pv = np.asarray(case.pv_capacity_kw, float)[:, None] * plant_availability(ren, "pv", case.pv_buses)
+    wt = np.asarray(case.wt_capacity_kw, float)[:, None] * plant_availability(ren, "wt", case.wt_buses)
     return CaseData(case=case, network=network, hours=hours, load_p_kw=load_p, load_q_kvar=load_q,
                     pv_avail_kw=pv, wt_avail_kw=wt, tou=tou, reservations=res, stations=stations,
                     sessions=sessions, sources=sources)
@@ -272,17 +177,16 @@ def build_case(case: Case | None = None, network: Network | None = None) -> Case
 # --- inputs from the forecasting (issue 3) and reservations (issue 4) modules ----------------
 
 def _forecast_day(case: Case, network: Network):
-    """Bus load and renewable availability of :func:`evsched.forecast.day_ahead`."""
+    """Bus load and renewable availability (site × hour frame) of
+    :func:`evsched.forecast.day_ahead`, on the history of the case's feeder
+    (:func:`evsched.feeders.feeder_history`)."""
     from evsched import forecast
-    fc = dict(case.forecast)
-    target = fc.pop("target_day", None)
-    if target is None:
-        raise InputError("case parameter 'target_day' is missing (set it in params/default.yaml "
-                         "or pass target_day='YYYY-MM-DD')")
-    da = forecast.day_ahead(target, model=fc.get("forecast_model", "ridge"),
-                            train_days=fc.get("train_days", 56),
-                            renewable_window_days=fc.get("renewable_window_days", 7),
-                            backtest_days=fc.get("backtest_days", 60))
+    from evsched.feeders import feeder_history
+    fc = case.forecast
+    target = fc.target_day
+    da = forecast.day_ahead(target, model=fc.forecast_model, train_days=fc.train_days,
+                            renewable_window_days=fc.renewable_window_days,
+                            backtest_days=fc.backtest_days, history=feeder_history(case.network))
     hours = np.sort(da.load["hour"].unique())
     p = da.load.pivot(index="bus", columns="hour", values="p_kw").reindex(network.bus_ids).fillna(0.0)
     q = da.load.pivot(index="bus", columns="hour", values="q_kvar").reindex(network.bus_ids).fillna(0.0)
@@ -290,8 +194,8 @@ def _forecast_day(case: Case, network: Network):
     for site in ("pv", "wt"):
         if site not in ren.index:
             raise InputError(f"the renewable forecast has no site '{site}' (sites: {list(ren.index)})")
-    return (p.to_numpy(float), q.to_numpy(float), ren.loc["pv"].to_numpy(float),
-            ren.loc["wt"].to_numpy(float), hours, f"evsched.forecast.day_ahead({target}, {da.model})")
+    return (p.to_numpy(float), q.to_numpy(float), ren, hours,
+            f"evsched.forecast.day_ahead({target}, {da.model})")
 
 
 def _tou_table(case: Case, load_p, case_avail: dict):
@@ -323,9 +227,8 @@ def _stations(case: Case, sessions, T: int):
 
 
 def case_keys() -> list[str]:
-    """Every parameter name :func:`load_case` understands (case, forecast, TOU and fleet keys)."""
-    own = set(Case.model_fields) - {"forecast", "tou", "fleet"}
-    return sorted(own | FORECAST_KEYS | _tou_keys() | _fleet_keys() | {"station_buses"})
+    """Every parameter name :func:`load_case` understands: the flat keys of :mod:`evsched.schema`."""
+    return sorted(FLAT)
 
 
 def scale_renewables(cd: CaseData, factor: float) -> CaseData:

@@ -6,6 +6,11 @@ Subcommands::
         write a generated fleet of EV reservations (CSV, schema of evsched.reservations)
     evsched validate FILE [--skip-bad] [--station-buses 14,22,30] [--report FILE]
         check a reservation file; print every rejected row and the accepted/rejected counts
+    evsched sweep SPEC.yaml [--workers N] [--scheduler ADDRESS] [--out DIR] [--resume]
+        run a parameter sweep (evsched.sweep) on dask.distributed → DIR/cases.csv
+    evsched params [--yaml | --write | --check]
+        print every study parameter (evsched.schema) / a complete default YAML / regenerate
+        params/default.yaml and the notebooks' parameters cells / check that they are current
 
 Exit status: 0 success; 1 a rejected row or an input error (the message names file, row,
 field, value and rule); 2 a usage error (argparse). New subcommands register a parser in
@@ -172,7 +177,52 @@ def _cmd_validate(args) -> int:
     return 0 if rep.ok else 1
 
 
-SUBCOMMANDS = {"fleet": _add_fleet, "validate": _add_validate}
+# --- evsched sweep --------------------------------------------------------------------------
+def _add_sweep(sub) -> None:
+    p = sub.add_parser("sweep", help="run a parameter sweep (cases × scenarios) on dask.distributed",
+                       description="Validate every case of a sweep spec (YAML: base, set, grid, zip, "
+                                   "days, scenarios; see evsched.sweep), then run S0-S3 per case and "
+                                   "write DIR/cases.csv (one row per case × scenario).")
+    p.add_argument("spec", help="sweep spec YAML (e.g. params/sweeps/year.yaml)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes of a local dask cluster, 1 thread each (default: one per "
+                        "core); 0 = run in this process without dask")
+    p.add_argument("--scheduler", default=None,
+                   help="address of a running dask scheduler (tcp://host:port) to submit to instead")
+    p.add_argument("--out", default=None, help="output folder (default results/sweeps/<spec name>/)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue DIR/cases.csv: skip the cases already there")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_sweep)
+
+
+def _cmd_sweep(args) -> int:
+    from evsched.sweep import run_sweep
+
+    if args.workers is not None and args.scheduler:
+        raise InputError("--workers and --scheduler exclude each other (the scheduler's cluster "
+                         "has its own workers)")
+    if args.out is not None and not Path(args.out).resolve().parent.is_dir():
+        raise InputError(f"--out {args.out}: folder {Path(args.out).parent} does not exist; create it "
+                         "first (evsched creates no folders)")
+    try:
+        run_sweep(args.spec, args.out, workers=args.workers, scheduler=args.scheduler,
+                  resume=args.resume, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print("evsched sweep: interrupted; the finished cases are in cases.csv (continue with "
+              "--resume)", file=sys.stderr)
+        return 130
+    return 0
+
+
+# --- evsched params (evsched.schema) --------------------------------------------------------
+def _add_params(sub) -> None:
+    from evsched.schema import add_params_command
+    add_params_command(sub)
+
+
+SUBCOMMANDS = {"fleet": _add_fleet, "validate": _add_validate, "sweep": _add_sweep,
+               "params": _add_params}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -41,10 +41,11 @@ import numpy as np
 import pandas as pd
 
 from evsched.errors import InputError, input_error
-from evsched.reservations import (COLUMNS, MAX_BATTERY_KWH, MAX_CHARGER_KW, MAX_KVA_RATIO,
-                                  _plain, check_station_buses)
+from evsched.reservations import COLUMNS, _plain, check_station_buses
+from evsched.schema import defaults as _schema_defaults
 
-DEFAULT_STATION_BUSES = (14, 22, 30)
+_D = _schema_defaults()
+DEFAULT_STATION_BUSES = tuple(_D["station_buses"])
 """Default station buses: 14 on the main feeder's weak tail (13-18 sit lowest in voltage;
 bus 14 is a loss-optimal DG site in the 33-bus literature), 22 at the end of the 19-22
 lateral (electrically close to the substation: a contrast site) and 30 on the 26-33 branch
@@ -58,36 +59,38 @@ PEAK_PERIODS = ("peak", "sharp_peak")
 
 @dataclass
 class FleetConfig:
-    """Parameters of :func:`generate_fleet` (units in the names; ranges checked by :meth:`validate`)."""
+    """Parameters of :func:`generate_fleet`. Defaults, units, ranges, rules and documentation
+    are those of :class:`evsched.schema.Fleet` (and ``station_buses`` of
+    :class:`evsched.schema.Sites`), checked by :meth:`validate`; ``evsched params`` lists them."""
 
-    n_evs: int = 500                      # number of EVs, 1..100000
-    fleet_seed: int = 20240501            # RNG seed, >= 0
-    battery_kwh: float = 50.0             # battery capacity [kWh], (0, 250]
-    charger_kw: float = 7.0               # charger active rating [kW], (0, 350]
-    charger_kva: float = 7.7              # charger apparent rating [kVA], charger_kw..2·charger_kw
-    efficiency: float = 0.95              # one-way efficiency, (0, 1]
-    home_share: float = 0.6               # share of home (overnight) EVs, 0..1
-    home_arrival_mean_h: float = 18.0     # N(mean, std²) [h]
-    home_arrival_std_h: float = 2.0
-    home_departure_mean_h: float = 8.0
-    home_departure_std_h: float = 2.0
-    work_arrival_mean_h: float = 9.0
-    work_arrival_std_h: float = 2.0
-    work_departure_mean_h: float = 17.0
-    work_departure_std_h: float = 2.0
-    soc_arrival_low: float = 0.4          # arrival SOC ~ U(low, high), 0..1
-    soc_arrival_high: float = 0.6
-    home_soc_departure_low: float = 0.8   # departure need, home EVs ~ U(low, high)
-    home_soc_departure_high: float = 0.9
-    work_soc_departure_low: float = 0.4   # departure need, workplace EVs ~ U(low, high)
-    work_soc_departure_high: float = 0.7
-    soc_min: float = 0.3                  # V2G floor, 0..1
-    soc_max: float = 0.9                  # charging ceiling, soc_min..1
-    v2g_share: float = 0.3                # willingness to discharge among eligible owners, 0..1
-    station_buses: tuple = DEFAULT_STATION_BUSES  # bus ids of the stations (not the substation)
-    station_distance: str = "feeder"      # 'feeder' (along-feeder |z|) or 'euclidean'
-    resolution_h: float = 1.0             # time rounding [h]: 1, 0.5, 0.25, ...; divides 1
-    min_stay_h: float = 1.0               # shortest stay [h], resolution_h..12
+    n_evs: int = _D["n_evs"]
+    fleet_seed: int = _D["fleet_seed"]
+    battery_kwh: float = _D["battery_kwh"]
+    charger_kw: float = _D["charger_kw"]
+    charger_kva: float = _D["charger_kva"]
+    efficiency: float = _D["efficiency"]
+    home_share: float = _D["home_share"]
+    home_arrival_mean_h: float = _D["home_arrival_mean_h"]
+    home_arrival_std_h: float = _D["home_arrival_std_h"]
+    home_departure_mean_h: float = _D["home_departure_mean_h"]
+    home_departure_std_h: float = _D["home_departure_std_h"]
+    work_arrival_mean_h: float = _D["work_arrival_mean_h"]
+    work_arrival_std_h: float = _D["work_arrival_std_h"]
+    work_departure_mean_h: float = _D["work_departure_mean_h"]
+    work_departure_std_h: float = _D["work_departure_std_h"]
+    soc_arrival_low: float = _D["soc_arrival_low"]
+    soc_arrival_high: float = _D["soc_arrival_high"]
+    home_soc_departure_low: float = _D["home_soc_departure_low"]
+    home_soc_departure_high: float = _D["home_soc_departure_high"]
+    work_soc_departure_low: float = _D["work_soc_departure_low"]
+    work_soc_departure_high: float = _D["work_soc_departure_high"]
+    soc_min: float = _D["soc_min"]
+    soc_max: float = _D["soc_max"]
+    v2g_share: float = _D["v2g_share"]
+    station_buses: tuple = DEFAULT_STATION_BUSES
+    station_distance: str = _D["station_distance"]
+    resolution_h: float = _D["resolution_h"]
+    min_stay_h: float = _D["min_stay_h"]
     peak_hours: tuple = DEFAULT_PEAK_HOURS  # clock hours 0..23 of the TOU peak
 
     def __post_init__(self):
@@ -111,65 +114,16 @@ class FleetConfig:
         return FleetConfig(**{**asdict(self), "peak_hours": peak_hours_from_tou(tou)})
 
     def validate(self, source: str = "fleet parameters") -> "FleetConfig":
-        """Raise :class:`InputError` naming the first parameter outside its allowed range."""
-        def need(ok, name, rule):
-            if not ok:
-                value = getattr(self, name)
-                value = tuple(_plain(v) for v in value) if isinstance(value, tuple) else _plain(value)
-                raise input_error(source, "fleet parameters", name, value, rule)
+        """Raise :class:`InputError` naming every parameter outside its range or rule
+        (:mod:`evsched.schema`), or peak hours that are not whole clock hours."""
+        from evsched.schema import validate as validate_params
 
-        def whole(v):
-            return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-        need(whole(self.n_evs) and 1 <= self.n_evs <= 100_000,
-             "n_evs", "must be a whole number in 1..100000")
-        need(whole(self.fleet_seed) and self.fleet_seed >= 0, "fleet_seed",
-             "must be a whole number >= 0")
-        for f in fields(self):  # every float parameter: a finite number first
-            if isinstance(f.default, float):
-                v = getattr(self, f.name)
-                need(isinstance(v, (int, float, np.integer, np.floating))
-                     and not isinstance(v, (bool, np.bool_)), f.name, "must be a number")
-                need(np.isfinite(v), f.name, "must be a finite number")
-        need(0 < self.battery_kwh <= MAX_BATTERY_KWH, "battery_kwh",
-             f"must be in (0, {MAX_BATTERY_KWH:g}] kWh (plausibility bound, see "
-             "data/reservations/README.md)")
-        need(0 < self.charger_kw <= MAX_CHARGER_KW, "charger_kw",
-             f"must be in (0, {MAX_CHARGER_KW:g}] kW (plausibility bound, see "
-             "data/reservations/README.md)")
-        need(self.charger_kva >= self.charger_kw, "charger_kva", "must be >= charger_kw")
-        need(self.charger_kva <= MAX_KVA_RATIO * self.charger_kw, "charger_kva",
-             f"must be <= {MAX_KVA_RATIO:g} x charger_kw (plausibility bound, see "
-             "data/reservations/README.md)")
-        need(0 < self.efficiency <= 1, "efficiency", "must be in (0, 1]")
-        for name in ("home_share", "v2g_share", "soc_arrival_low", "soc_arrival_high",
-                     "home_soc_departure_low", "home_soc_departure_high",
-                     "work_soc_departure_low", "work_soc_departure_high", "soc_min", "soc_max"):
-            need(0 <= getattr(self, name) <= 1, name, "must be in [0, 1]")
-        for lo, hi in (("soc_arrival_low", "soc_arrival_high"),
-                       ("home_soc_departure_low", "home_soc_departure_high"),
-                       ("work_soc_departure_low", "work_soc_departure_high")):
-            need(getattr(self, lo) <= getattr(self, hi), lo, f"must be <= {hi}")
-        need(self.soc_min <= min(self.home_soc_departure_low, self.work_soc_departure_low),
-             "soc_min", "must be <= the lowest departure SOC (home/work_soc_departure_low)")
-        need(self.soc_max >= max(self.home_soc_departure_high, self.work_soc_departure_high,
-                                 self.soc_arrival_high),
-             "soc_max", "must be >= every departure and arrival SOC upper bound")
-        for name in ("home_arrival_mean_h", "home_departure_mean_h",
-                     "work_arrival_mean_h", "work_departure_mean_h"):
-            need(0 <= getattr(self, name) < 24, name, "must be a clock hour in [0, 24)")
-        for name in ("home_arrival_std_h", "home_departure_std_h",
-                     "work_arrival_std_h", "work_departure_std_h"):
-            need(0 <= getattr(self, name) <= 12, name, "must be in [0, 12] h")
-        need(all(whole(b) for b in self.station_buses), "station_buses", "must be whole bus ids")
-        need(len(self.station_buses) >= 1 and len(set(self.station_buses)) == len(self.station_buses),
-             "station_buses", "must list at least one bus id, without repeats")
-        need(self.station_distance in ("feeder", "euclidean"), "station_distance", "must be 'feeder' or 'euclidean'")
-        need(self.resolution_h > 0 and abs(1 / self.resolution_h - round(1 / self.resolution_h)) < 1e-9,
-             "resolution_h", "must divide one hour (1, 0.5, 0.25, ...)")
-        need(self.resolution_h <= self.min_stay_h <= 12, "min_stay_h", "must be in [resolution_h, 12] h")
-        need(all(whole(h) and 0 <= h < 24 for h in self.peak_hours), "peak_hours",
-             "must be whole clock hours 0..23")
+        validate_params({f.name: getattr(self, f.name) for f in fields(self) if f.name != "peak_hours"},
+                        source=source, where="fleet parameters")
+        if not all(isinstance(h, (int, np.integer)) and not isinstance(h, (bool, np.bool_)) and 0 <= h < 24
+                   for h in self.peak_hours):
+            raise input_error(source, "fleet parameters", "peak_hours",
+                              tuple(_plain(v) for v in self.peak_hours), "must be whole clock hours 0..23")
         return self
 
 

@@ -55,12 +55,14 @@ from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
 from evsched.errors import input_error
 from evsched.history import Feeder, build_feeder, renewable_history
+from evsched.schema import defaults as _schema_defaults
 
 MODELS = ("seasonal_naive", "ridge")
 LAG_DAYS = 14          # days of history the features of one training day may look back
 RIDGE_ALPHA = 1.0
 HOURS = np.arange(24)
 PARAM_SOURCE = "notebook parameters"
+_D = _schema_defaults("forecast")
 
 
 # --------------------------------------------------------------------------- calendar
@@ -373,8 +375,9 @@ class DayAhead:
     renewables: pd.DataFrame   # hour, site, availability_pu
 
 
-def day_ahead(target_day, model: str = "ridge", train_days: int = 56, renewable_window_days: int = 7,
-              backtest_days: int = 60, history: History | None = None) -> DayAhead:
+def day_ahead(target_day, model: str = _D["forecast_model"], train_days: int = _D["train_days"],
+              renewable_window_days: int = _D["renewable_window_days"],
+              backtest_days: int = _D["backtest_days"], history: History | None = None) -> DayAhead:
     """One call for the scenarios: bus load, feeder totals and renewable availability.
 
     ``model='auto'`` runs the backtest first and uses the model with the lowest MAPE.
@@ -390,31 +393,25 @@ def day_ahead(target_day, model: str = "ridge", train_days: int = 56, renewable_
 
 
 # --------------------------------------------------------------------------- parameters
-def check_params(target_day, forecast_model: str = "ridge", backtest_days: int = 60,
-                 train_days: int = 56, renewable_window_days: int = 7,
+def check_params(target_day, forecast_model: str = _D["forecast_model"],
+                 backtest_days: int = _D["backtest_days"], train_days: int = _D["train_days"],
+                 renewable_window_days: int = _D["renewable_window_days"],
                  history: History | None = None) -> dict:
     """Validate the forecasting parameters of notebooks 01/02; return them normalised.
 
-    Allowed: ``forecast_model`` in {'seasonal_naive', 'ridge', 'auto'}; ``backtest_days``
-    integer 60..200; ``train_days`` integer 28..180; ``renewable_window_days`` integer 1..28;
-    ``target_day`` an ISO date inside the history with enough history before it for the
+    Defaults and ranges are those of :class:`evsched.schema.Forecast` (``evsched params``);
+    besides, ``target_day`` must lie inside the history with enough history before it for the
     backtest and the model (``train_days + 14 + backtest_days`` days).
     """
-    def integer(name, v, lo, hi):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
-            raise input_error(PARAM_SOURCE, "parameter", name, v, f"must be an integer in {lo}..{hi}")
-        return int(v)
+    from evsched.schema import validate_topic
 
-    if forecast_model not in MODELS + ("auto",):
-        raise input_error(PARAM_SOURCE, "parameter", "forecast_model", forecast_model,
-                          f"must be one of {list(MODELS) + ['auto']}")
-    backtest_days = integer("backtest_days", backtest_days, 60, 200)
-    train_days = integer("train_days", train_days, 28, 180)
-    renewable_window_days = integer("renewable_window_days", renewable_window_days, 1, 28)
+    p = validate_topic("forecast", {"target_day": target_day, "forecast_model": forecast_model,
+                                    "backtest_days": backtest_days, "train_days": train_days,
+                                    "renewable_window_days": renewable_window_days}, source=PARAM_SOURCE)
     history = default_history() if history is None else history
-    need = max(min_history_days(m, train_days) for m in MODELS) + backtest_days
-    history.index_of(target_day, need_days=need,
-                     what=f"the {backtest_days}-day backtest with train_days={train_days}")
-    return {"target_day": pd.Timestamp(target_day).normalize(), "forecast_model": forecast_model,
-            "backtest_days": backtest_days, "train_days": train_days,
-            "renewable_window_days": renewable_window_days}
+    need = max(min_history_days(m, p.train_days) for m in MODELS) + p.backtest_days
+    history.index_of(p.target_day, need_days=need,
+                     what=f"the {p.backtest_days}-day backtest with train_days={p.train_days}")
+    return {"target_day": pd.Timestamp(p.target_day).normalize(), "forecast_model": p.forecast_model,
+            "backtest_days": p.backtest_days, "train_days": p.train_days,
+            "renewable_window_days": p.renewable_window_days}

@@ -1,6 +1,7 @@
-"""Validation of notebook / YAML parameters: clear errors naming the parameter, value and range.
+"""Helpers for parameter messages: clear errors naming the parameter, value and range.
 
-Values in messages are printed as plain Python numbers (``0.0``, never ``np.float64(0.0)``).
+Every parameter's range and rules are defined once, in :mod:`evsched.schema`;
+:func:`check_voltage_band` validates through it. Values in messages are printed as plain Python numbers (``0.0``, never ``np.float64(0.0)``).
 """
 from __future__ import annotations
 
@@ -38,54 +39,13 @@ def check_range(name: str, value, lo: float, hi: float, unit: str = "",
     return v
 
 
-def case_bounds(name: str) -> tuple[float, float]:
-    """The closed range ``(lo, hi)`` of a numeric :class:`evsched.case.Case` field (one home)."""
-    from evsched.case import Case
-    b = _bounds(Case.model_fields[name])
-    return b["ge"], b["le"]
-
-
-def _bounds(info) -> dict:
-    """``{'ge'|'gt'|'le'|'lt': bound}`` of a pydantic field (annotated_types metadata)."""
-    return {k: getattr(m, k) for m in info.metadata for k in ("ge", "gt", "le", "lt")
-            if getattr(m, k, None) is not None}
-
-
 def check_voltage_band(v_slack_pu, v_min_pu, v_max_pu) -> tuple[float, float, float]:
-    """Slack voltage and limits in the ranges of :class:`evsched.case.Case` (slack 0.9..1.1,
-    v_min 0.8..1.0, v_max 1.0..1.2 p.u.) with v_min < v_max."""
-    vs = check_range("v_slack_pu", v_slack_pu, *case_bounds("v_slack_pu"), "p.u.")
-    lo = check_range("v_min_pu", v_min_pu, *case_bounds("v_min_pu"), "p.u.")
-    hi = check_range("v_max_pu", v_max_pu, *case_bounds("v_max_pu"), "p.u.")
-    if lo >= hi:
-        raise InputError(f"notebook parameters 'v_min_pu' = {lo} and 'v_max_pu' = {hi}: need v_min_pu < v_max_pu")
-    return vs, lo, hi
+    """Slack voltage and limits in the ranges of :class:`evsched.schema.Limits` (with
+    ``v_min_pu < v_max_pu``), as floats; :class:`InputError` names the parameter otherwise."""
+    from evsched.schema import validate_topic
 
-
-def field_rule(model, name: str, error: dict) -> str:
-    """The rule a pydantic ``error`` on field ``name`` of ``model`` broke, as
-    ``must be in [lo, hi] <unit>`` for a bounded numeric field (unit: the ``[...]`` of the
-    field's description), otherwise pydantic's own message."""
-    import re
-
-    info = model.model_fields.get(name)
-    msg = error.get("msg", "")
-    if info is None:
-        return msg
-    b = _bounds(info)
-    if not b:
-        return msg
-    lo = b.get("ge", b.get("gt", "-inf"))
-    hi = b.get("le", b.get("lt", "inf"))
-    unit = re.search(r"\[([^\]]+)\]", info.description or "")
-    rng = (f"{'(' if 'gt' in b else '['}{plain(lo)}, {plain(hi)}{')' if 'lt' in b else ']'}"
-           f"{' ' + unit.group(1) if unit else ''}")
-    kind = error.get("type", "")
-    if kind.endswith(("_type", "_parsing")) or kind in ("finite_number",):
-        return f"must be a number in {rng}"
-    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        return f"must be in {rng}"
-    return f"{msg} (allowed: {rng})"
+    lim = validate_topic("limits", {"v_slack_pu": v_slack_pu, "v_min_pu": v_min_pu, "v_max_pu": v_max_pu})
+    return lim.v_slack_pu, lim.v_min_pu, lim.v_max_pu
 
 
 @contextmanager

@@ -31,12 +31,14 @@ import numpy as np
 import pandas as pd
 
 from evsched.errors import input_error
+from evsched.schema import defaults as _schema_defaults
 
 logger = logging.getLogger(__name__)
 
 PERIODS = ("deep_valley", "valley", "flat", "peak", "sharp_peak")
 DEFAULT_RATIOS = {"sharp_peak": 2.05, "peak": 1.85, "flat": 1.0, "valley": 0.4, "deep_valley": 0.2}
 PARAM_SOURCE = "notebook parameters"
+_D = _schema_defaults("tou")
 
 
 def blocks(periods) -> pd.DataFrame:
@@ -148,60 +150,30 @@ def net_load_kw(feeder: pd.DataFrame, renewables: pd.DataFrame, pv_kw: float = 0
     return p - pv_kw * a["pv"].to_numpy() - wt_kw * a["wt"].to_numpy()
 
 
-def check_params(flat_price_per_kwh: float = 0.65, tou_ratio_sharp_peak: float = 2.05,
-                 tou_ratio_peak: float = 1.85, tou_ratio_valley: float = 0.4,
-                 tou_ratio_deep_valley: float = 0.2, tou_peak_quantile: float = 0.75,
-                 tou_valley_quantile: float = 0.35, tou_min_block_h: int = 2,
-                 tou_sharp_peak_h: int = 2, tou_deep_valley_h: int = 2, tou_pv_kw: float = 0.0,
-                 tou_wt_kw: float = 0.0) -> dict:
+def check_params(flat_price_per_kwh: float = _D["flat_price_per_kwh"],
+                 tou_ratio_sharp_peak: float = _D["tou_ratio_sharp_peak"],
+                 tou_ratio_peak: float = _D["tou_ratio_peak"], tou_ratio_valley: float = _D["tou_ratio_valley"],
+                 tou_ratio_deep_valley: float = _D["tou_ratio_deep_valley"],
+                 tou_peak_quantile: float = _D["tou_peak_quantile"],
+                 tou_valley_quantile: float = _D["tou_valley_quantile"], tou_min_block_h: int = _D["tou_min_block_h"],
+                 tou_sharp_peak_h: int = _D["tou_sharp_peak_h"], tou_deep_valley_h: int = _D["tou_deep_valley_h"],
+                 tou_pv_kw: float = _D["tou_pv_kw"], tou_wt_kw: float = _D["tou_wt_kw"]) -> dict:
     """Validate the TOU parameters of notebook 02; return ``ratios`` and ``rule`` dicts.
 
-    Allowed: ``flat_price_per_kwh`` in (0, 10]; ratios ``0 < deep_valley ≤ valley ≤ 1 ≤ peak
-    ≤ sharp_peak ≤ 10``; ``0 < valley_quantile < peak_quantile < 1``; ``tou_min_block_h``
-    integer 1..8; ``tou_sharp_peak_h``, ``tou_deep_valley_h`` 0 or ``min_block_h``..8;
-    ``tou_pv_kw``, ``tou_wt_kw`` in [0, 20000] kW.
+    Defaults, ranges and rules (e.g. ``0 < deep_valley ≤ valley ≤ 1 ≤ peak ≤ sharp_peak ≤ 10``,
+    ``0 < valley_quantile < peak_quantile < 1``) are those of :class:`evsched.schema.TOU`
+    (``evsched params``); a violation raises :class:`InputError` naming the parameter.
     """
-    def num(name, v, lo, hi, lo_open=False):
-        ok = isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) \
-            and np.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi
-        if not ok:
-            raise input_error(PARAM_SOURCE, "parameter", name, v,
-                              f"must be a number in {'(' if lo_open else '['}{lo}, {hi}]")
-        return float(v)
+    from evsched.schema import validate_topic
 
-    def integer(name, v, allowed: str, ok):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not ok(v):
-            raise input_error(PARAM_SOURCE, "parameter", name, v, f"must be an integer {allowed}")
-        return int(v)
-
-    num("flat_price_per_kwh", flat_price_per_kwh, 0, 10, lo_open=True)
-    dv = num("tou_ratio_deep_valley", tou_ratio_deep_valley, 0, 1, lo_open=True)
-    v = num("tou_ratio_valley", tou_ratio_valley, 0, 1, lo_open=True)
-    p = num("tou_ratio_peak", tou_ratio_peak, 1, 10)
-    sp = num("tou_ratio_sharp_peak", tou_ratio_sharp_peak, 1, 10)
-    if dv > v:
-        raise input_error(PARAM_SOURCE, "parameter", "tou_ratio_deep_valley", dv,
-                          f"must not exceed tou_ratio_valley = {v}")
-    if sp < p:
-        raise input_error(PARAM_SOURCE, "parameter", "tou_ratio_sharp_peak", sp,
-                          f"must be at least tou_ratio_peak = {p}")
-    qv = num("tou_valley_quantile", tou_valley_quantile, 0, 1, lo_open=True)
-    qp = num("tou_peak_quantile", tou_peak_quantile, 0, 1, lo_open=True)
-    if not qv < qp < 1:
-        raise input_error(PARAM_SOURCE, "parameter", "tou_peak_quantile", qp,
-                          f"must satisfy tou_valley_quantile ({qv}) < tou_peak_quantile < 1")
-    mb = integer("tou_min_block_h", tou_min_block_h, "in 1..8", lambda x: 1 <= x <= 8)
-    sh = integer("tou_sharp_peak_h", tou_sharp_peak_h, f"0 or in {mb}..8 (tou_min_block_h..8)",
-                 lambda x: x == 0 or mb <= x <= 8)
-    dh = integer("tou_deep_valley_h", tou_deep_valley_h, f"0 or in {mb}..8 (tou_min_block_h..8)",
-                 lambda x: x == 0 or mb <= x <= 8)
-    pv = num("tou_pv_kw", tou_pv_kw, 0, 20000)
-    wt = num("tou_wt_kw", tou_wt_kw, 0, 20000)
-    return {"flat_price_per_kwh": float(flat_price_per_kwh),
-            "ratios": {"sharp_peak": sp, "peak": p, "flat": 1.0, "valley": v, "deep_valley": dv},
-            "rule": {"peak_quantile": qp, "valley_quantile": qv, "min_block_h": mb,
-                     "sharp_peak_h": sh, "deep_valley_h": dh},
-            "pv_kw": pv, "wt_kw": wt}
+    p = validate_topic("tou", {k: v for k, v in locals().items() if k in _D}, source=PARAM_SOURCE)
+    return {"flat_price_per_kwh": p.flat_price_per_kwh,
+            "ratios": {"sharp_peak": p.tou_ratio_sharp_peak, "peak": p.tou_ratio_peak, "flat": 1.0,
+                       "valley": p.tou_ratio_valley, "deep_valley": p.tou_ratio_deep_valley},
+            "rule": {"peak_quantile": p.tou_peak_quantile, "valley_quantile": p.tou_valley_quantile,
+                     "min_block_h": p.tou_min_block_h, "sharp_peak_h": p.tou_sharp_peak_h,
+                     "deep_valley_h": p.tou_deep_valley_h},
+            "pv_kw": p.tou_pv_kw, "wt_kw": p.tou_wt_kw}
 
 
 def day_ahead_tou(target_day, model: str = "ridge", train_days: int = 56, *,

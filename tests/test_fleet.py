@@ -124,12 +124,12 @@ def test_every_generated_fleet_validates(ieee33, seed, n, home, v2g, res, charge
 
 
 @pytest.mark.parametrize("params, msg", [
-    ({"n_evs": 0}, "fleet parameters, fleet parameters, field 'n_evs' = 0: must be a whole number in 1..100000"),
+    ({"n_evs": 0}, "fleet parameters, fleet parameters, field 'n_evs' = 0: must be an integer in 1..100000"),
     ({"v2g_share": 1.5}, "fleet parameters, fleet parameters, field 'v2g_share' = 1.5: must be in [0, 1]"),
-    ({"charger_kva": 5.0}, "fleet parameters, fleet parameters, field 'charger_kva' = 5.0: must be >= charger_kw"),
-    ({"station_distance": "crow"}, "fleet parameters, fleet parameters, field 'station_distance' = 'crow': must be 'feeder' or 'euclidean'"),
+    ({"charger_kva": 5.0}, "fleet parameters, fleet parameters, field 'charger_kva' = 5.0: must be >= charger_kw = 7.0 kVA"),
+    ({"station_distance": "crow"}, "fleet parameters, fleet parameters, field 'station_distance' = 'crow': must be one of 'feeder', 'euclidean'"),
     ({"resolution_h": 0.3}, "fleet parameters, fleet parameters, field 'resolution_h' = 0.3: must divide one hour (1, 0.5, 0.25, ...)"),
-    ({"soc_max": 0.8}, "fleet parameters, fleet parameters, field 'soc_max' = 0.8: must be >= every departure and arrival SOC upper bound"),
+    ({"soc_max": 0.8}, "fleet parameters, fleet parameters, field 'soc_max' = 0.8: must be >= every departure and arrival SOC upper bound = 0.9"),
 ])
 def test_parameter_errors_name_parameter_value_and_range(params, msg):
     with pytest.raises(InputError) as exc:

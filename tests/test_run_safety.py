@@ -238,10 +238,10 @@ def test_results_dir_in_a_params_file_is_refused(repo, fake, capsys):
 # --------------------------------------------------------------------------- 3. validation first
 @pytest.mark.parametrize("text, expected", [
     ("v2g_share: 1.5\n", "field 'v2g_share' = 1.5: must be in [0, 1]"),
-    ("v_min_pu: 1.04\n", "parameter 'v_min_pu' = 1.04: must be in [0.8, 1.0] p.u."),
-    ("v_slack_pu: 5.0\n", "parameter 'v_slack_pu' = 5.0: must be in [0.9, 1.1] p.u."),
-    ("v_slack_pu: true\n", "parameter 'v_slack_pu' = True: must be a number in [0.9, 1.1] p.u."),
-    ("tou_ratio_peak: 0.5\n", "field 'tou_ratio_peak' = 0.5: must be a number in [1, 10]"),
+    ("v_min_pu: 1.04\n", "field 'v_min_pu' = 1.04: must be in [0.8, 1.0] p.u."),
+    ("v_slack_pu: 5.0\n", "field 'v_slack_pu' = 5.0: must be in [0.9, 1.1] p.u."),
+    ("v_slack_pu: true\n", "field 'v_slack_pu' = True: must be a number in [0.9, 1.1] p.u."),
+    ("tou_ratio_peak: 0.5\n", "field 'tou_ratio_peak' = 0.5: must be in [1, 10]"),
     ("train_days: 5\n", "field 'train_days' = 5: must be an integer in 28..180"),
     ("forecast_model: foo\n", "field 'forecast_model' = 'foo': must be one of"),
     ("battery_kwh: abc\n", "field 'battery_kwh' = 'abc': must be a number"),

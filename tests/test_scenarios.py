@@ -87,7 +87,7 @@ def test_paper_signs(results):
 def test_results_contract(written):
     s = pd.read_csv(written / "summary.csv")
     assert list(s.columns) == ["scenario", "peak_valley_kw", "peak_valley_substation_kw", "loss_kwh",
-                               "voltage_deviation_pu", "vmin_pu", "vmax_pu", "max_relaxation_gap",
+                               "voltage_deviation_pu", "vmin_pu", "vmax_pu", "max_loading_pct", "max_relaxation_gap",
                                "max_relaxation_gap_rel", "ac_loss_kwh", "ac_max_voltage_mismatch_pu", "exact",
                                "reservations_not_honoured", "energy_not_delivered_kwh", "curtailment_kwh",
                                "solver"]
@@ -107,7 +107,7 @@ def test_results_contract(written):
         br = pd.read_csv(d / "branches.csv")
         assert list(disp.columns) == ["hour", "bus", "device", "p_kw", "q_kvar"]
         assert list(volt.columns) == ["hour", "bus", "v_pu"]
-        assert list(br.columns) == ["hour", "from_bus", "to_bus", "p_kw", "q_kvar", "loss_kw"]
+        assert list(br.columns) == ["hour", "from_bus", "to_bus", "p_kw", "q_kvar", "loss_kw", "loading_pct"]
         assert set(disp.device) <= {"load", "ev_station", "pv", "wt"}
         assert sorted(volt.bus.unique()) == list(range(1, 34))
         assert sorted(volt.hour.unique()) == list(range(24))
@@ -129,8 +129,8 @@ def test_renewable_scaling_is_a_copy(case_data):
 
 
 @pytest.mark.parametrize("override, message", [
-    ({"pv_capacity_kw": [500.0]}, "pv_capacity_kw has 1 value"),
-    ({"wt_capacity_kw": [500.0, -1.0]}, "wt_capacity_kw value -1.0 must be in 0..10000"),
+    ({"pv_capacity_kw": [500.0]}, r"'pv_capacity_kw' = \[500.0\]: must give one capacity per bus"),
+    ({"wt_capacity_kw": [500.0, -1.0]}, r"'wt_capacity_kw' = \[500.0, -1.0\]: item 2 = -1.0: must be in \[0, 10000\] kW"),
     ({"inverter_kva_ratio": 0.9}, "inverter_kva_ratio"),
     ({"v_min_pu": 1.06}, "v_min_pu"),
     ({"pv_buses": [13, 13]}, "a bus may appear only once"),

@@ -105,16 +105,16 @@ def test_day_ahead_tou_default_day():
 
 
 @pytest.mark.parametrize("kw, text", [
-    ({"flat_price_per_kwh": 0}, "field 'flat_price_per_kwh' = 0: must be a number in (0, 10]"),
-    ({"tou_ratio_peak": 0.9}, "field 'tou_ratio_peak' = 0.9: must be a number in [1, 10]"),
-    ({"tou_ratio_valley": 1.2}, "field 'tou_ratio_valley' = 1.2: must be a number in (0, 1]"),
+    ({"flat_price_per_kwh": 0}, "field 'flat_price_per_kwh' = 0: must be in (0, 10] currency/kWh"),
+    ({"tou_ratio_peak": 0.9}, "field 'tou_ratio_peak' = 0.9: must be in [1, 10]"),
+    ({"tou_ratio_valley": 1.2}, "field 'tou_ratio_valley' = 1.2: must be in (0, 1]"),
     ({"tou_ratio_deep_valley": 0.5}, "field 'tou_ratio_deep_valley' = 0.5: must not exceed tou_ratio_valley = 0.4"),
     ({"tou_ratio_sharp_peak": 1.5}, "field 'tou_ratio_sharp_peak' = 1.5: must be at least tou_ratio_peak = 1.85"),
     ({"tou_valley_quantile": 0.8}, "field 'tou_peak_quantile' = 0.75: must satisfy tou_valley_quantile (0.8)"),
     ({"tou_min_block_h": 0}, "field 'tou_min_block_h' = 0: must be an integer in 1..8"),
     ({"tou_min_block_h": 3}, "field 'tou_sharp_peak_h' = 2: must be an integer 0 or in 3..8"),
     ({"tou_deep_valley_h": 2.5}, "field 'tou_deep_valley_h' = 2.5: must be an integer"),
-    ({"tou_pv_kw": -1.0}, "field 'tou_pv_kw' = -1.0: must be a number in [0, 20000]"),
+    ({"tou_pv_kw": -1.0}, "field 'tou_pv_kw' = -1.0: must be in [0, 20000] kW"),
     ({"tou_wt_kw": "a lot"}, "field 'tou_wt_kw' = 'a lot'"),
 ])
 def test_parameter_errors(kw, text):
