@@ -161,6 +161,10 @@ class Forecast(Topic):
     target_day: str = P("2016-12-07", "day to forecast (CET clock) in the 2016 SimBench history; needs "
                         "train_days + 14 + backtest_days days of history before it (defaults: 2016-05-10 "
                         "or later)", title="day to forecast", range="ISO date 'YYYY-MM-DD' in the history")
+    resolution_min: Literal[60, 15] = P(
+        60, "time step of the study day: forecast, reservations' presence, station envelopes, OPF "
+        "(24 or 96 steps), metrics and result tables ('hour' = the step's start, 0, 0.25, ...); the "
+        "TOU tariff stays in whole clock hours", title="time step", unit="min")
     forecast_model: Literal["ridge", "seasonal_naive", "auto"] = P(
         "ridge", "'ridge' (scikit-learn Ridge on lags + calendar), 'seasonal_naive' (same weekday last "
         "week) or 'auto' (lowest backtest MAPE)", title="forecast model")
@@ -270,7 +274,10 @@ class Fleet(Topic):
     TITLE: ClassVar[str] = "EV fleet: one reservation per EV (03-05; evsched.fleet.generate_fleet)"
     WHERE: ClassVar[str] = "fleet parameters"
 
-    n_evs: int = P(500, "number of EVs (one reservation each)", title="number of EVs", ge=1, le=100_000)
+    n_evs: int = P(500, "number of EVs (one reservation each); measured on IEEE 33: 3000 EVs solve S2/S3 in "
+                   "about 7/11 s, about 5000 make S2 infeasible (the error names the buses where the lower "
+                   "voltage limit binds); the per-EV split of notebook 03 needs about 0.3 GB per 1000 EVs",
+                   title="number of EVs", ge=1, le=5_000)
     fleet_seed: int = P(20240501, "random seed of the fleet", title="fleet seed", ge=0)
     battery_kwh: float = P(50.0, "battery capacity of every EV (plausibility bound: "
                            "data/reservations/README.md)", title="battery capacity", unit="kWh",
@@ -379,6 +386,16 @@ class Study(Topic):
 
     run_exact: bool = P(True, "notebook 03 also solves the exact per-EV model (aggregation gap)",
                         title="solve the exact per-EV model")
+    overload_fleet_factor: float = P(4.0, "notebook 09 (IEEE-33): the larger fleet whose uncontrolled "
+                                     "charging overloads the first feeder sections, as a multiple of n_evs",
+                                     title="larger fleet, x n_evs", ge=1, le=10)
+    overload_charger_kw: float = P(11.0, "notebook 09 (IEEE-33): charger rating of that larger fleet (11 kW: "
+                                   "the three-phase home wallbox)", title="larger fleet's chargers",
+                                   unit="kW", gt=0, le=MAX_CHARGER_KW)
+    demo_transformer_kva: float = P(2800.0, "notebook 09 (IEEE-33): a substation transformer rating that "
+                                    "binds in S2 (Baran & Wu publish none; S2 draws up to 2.97 MVA on the "
+                                    "default day)", title="demonstration transformer", unit="kVA",
+                                    gt=0, le=1_000_000)
 
 
 TOPICS: dict[str, type[Topic]] = {"limits": Limits, "forecast": Forecast, "tou": TOU, "sites": Sites,

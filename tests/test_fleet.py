@@ -48,7 +48,7 @@ def test_default_fleet_matches_the_paper_and_validates(ieee33):
 
 
 def test_distributions_follow_the_parameters(ieee33):
-    f = generate_fleet(ieee33, n_evs=20000, resolution_h=0.25, min_stay_h=0.25)
+    f = generate_fleet(ieee33, n_evs=5000, resolution_h=0.25, min_stay_h=0.25)  # the maximum fleet
     a = f["arrival_hour"].to_numpy()
     overnight = f["departure_day"].to_numpy() == 1
     home_share = overnight.mean()  # almost every home EV stays overnight, commuters do not
@@ -124,7 +124,7 @@ def test_every_generated_fleet_validates(ieee33, seed, n, home, v2g, res, charge
 
 
 @pytest.mark.parametrize("params, msg", [
-    ({"n_evs": 0}, "fleet parameters, fleet parameters, field 'n_evs' = 0: must be an integer in 1..100000"),
+    ({"n_evs": 0}, "fleet parameters, fleet parameters, field 'n_evs' = 0: must be an integer in 1..5000"),
     ({"v2g_share": 1.5}, "fleet parameters, fleet parameters, field 'v2g_share' = 1.5: must be in [0, 1]"),
     ({"charger_kva": 5.0}, "fleet parameters, fleet parameters, field 'charger_kva' = 5.0: must be >= charger_kw = 7.0 kVA"),
     ({"station_distance": "crow"}, "fleet parameters, fleet parameters, field 'station_distance' = 'crow': must be one of 'feeder', 'euclidean'"),

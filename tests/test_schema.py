@@ -134,7 +134,7 @@ def test_case_reads_flat_and_by_topic():
     ("pv_buses: [13, 13]\npv_capacity_kw: [1.0, 2.0]\n", "field 'pv_buses' = [13, 13]: a bus may appear only once"),
     ("wt_capacity_kw: [500.0]\n", "field 'wt_capacity_kw' = [500.0]: must give one capacity per bus of wt_buses = [18, 33]"),
     ("wt_capacity_kw: [500.0, 20000.0]\n", "item 2 = 20000.0: must be in [0, 10000] kW"),
-    ("n_evs: 10.5\n", "field 'n_evs' = 10.5: must be an integer in 1..100000"),
+    ("n_evs: 10.5\n", "field 'n_evs' = 10.5: must be an integer in 1..5000"),
     ("ev_model: perfect\n", "field 'ev_model' = 'perfect': must be one of 'exact', 'envelope'"),
     ("curtail_renewables: 1\n", "field 'curtail_renewables' = 1: must be true or false"),
     ("curtailment_penalty: 1.0\n", "field 'curtailment_penalty' = 1.0: must be in (0, 1) kWh loss per kWh curtailed"),
