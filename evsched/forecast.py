@@ -396,7 +396,7 @@ def day_ahead(target_day, model: str = _D["forecast_model"], train_days: int = _
 def check_params(target_day, forecast_model: str = _D["forecast_model"],
                  backtest_days: int = _D["backtest_days"], train_days: int = _D["train_days"],
                  renewable_window_days: int = _D["renewable_window_days"],
-                 history: History | None = None) -> dict:
+                 history: History | None = None, resolution_min: int = _D["resolution_min"]) -> dict:
     """Validate the forecasting parameters of notebooks 01/02; return them normalised.
 
     Defaults and ranges are those of :class:`evsched.schema.Forecast` (``evsched params``);
@@ -407,11 +407,12 @@ def check_params(target_day, forecast_model: str = _D["forecast_model"],
 
     p = validate_topic("forecast", {"target_day": target_day, "forecast_model": forecast_model,
                                     "backtest_days": backtest_days, "train_days": train_days,
-                                    "renewable_window_days": renewable_window_days}, source=PARAM_SOURCE)
+                                    "renewable_window_days": renewable_window_days,
+                                    "resolution_min": resolution_min}, source=PARAM_SOURCE)
     history = default_history() if history is None else history
     need = max(min_history_days(m, p.train_days) for m in MODELS) + p.backtest_days
     history.index_of(p.target_day, need_days=need,
                      what=f"the {p.backtest_days}-day backtest with train_days={p.train_days}")
     return {"target_day": pd.Timestamp(p.target_day).normalize(), "forecast_model": p.forecast_model,
             "backtest_days": p.backtest_days, "train_days": p.train_days,
-            "renewable_window_days": p.renewable_window_days}
+            "renewable_window_days": p.renewable_window_days, "resolution_min": p.resolution_min}
