@@ -12,7 +12,12 @@ Conventions
   which is what the branch-flow (DistFlow) model needs. Open lines (e.g. the five tie
   switches of the 33-bus feeder) are kept in :attr:`Network.lines` but are not branches.
 * Per unit: ``S_base`` = ``s_base_kva`` (default 1000 kVA), ``V_base`` = nominal
-  line-to-line voltage ``vn_kv``; ``Z_base = V_base² / S_base`` [Ω] (kV²/MVA).
+  line-to-line voltage ``vn_kv``; ``Z_base = V_base² / S_base`` [Ω] (kV²/MVA);
+  ``I_base = S_base / (√3 V_base)`` [A], so that the branch-flow variable ℓ = |I|² is in
+  p.u. of ``I_base²``.
+* Thermal ratings: an optional ``rating_a`` column of the line table gives each line's
+  ampacity [A] (the current at 100 % loading, pandapower's ``max_i_ka · df · parallel``);
+  empty (NaN) means unrated. :attr:`Network.branch_rating_a` is it per branch.
 """
 from __future__ import annotations
 
@@ -33,6 +38,11 @@ logger = logging.getLogger(__name__)
 
 BUS_COLUMNS = ["bus", "type", "vn_kv", "p_kw", "q_kvar"]
 LINE_COLUMNS = ["from_bus", "to_bus", "r_ohm", "x_ohm", "in_service"]
+RATING_COLUMN = "rating_a"
+"""Optional line column: ampacity [A] (finite > 0, or empty for an unrated line)."""
+PP_NO_RATING_KA = 99.0
+"""pandapower ``max_i_ka`` at or above which a line counts as unrated (:func:`to_pandapower`
+writes 99 kA for an unrated line; converted MATPOWER cases carry 99999 kA)."""
 
 
 @dataclass
@@ -94,6 +104,18 @@ class Network:
         return self.vn_kv ** 2 / (self.s_base_kva / 1e3)
 
     @property
+    def i_base_a(self) -> float:
+        """``I_base = S_base / (√3 V_base)`` [A]: ℓ = 1 p.u. is a current of ``I_base``."""
+        return self.s_base_kva / (np.sqrt(3.0) * self.vn_kv)
+
+    @property
+    def branch_rating_a(self) -> np.ndarray:
+        """Ampacity of every branch [A] (NaN where the line has no rating)."""
+        if RATING_COLUMN not in self.lines:
+            return np.full(self.n_branch, np.nan)
+        return self.lines[RATING_COLUMN].to_numpy(float)[self.branch_line]
+
+    @property
     def slack_bus(self):
         """External id of the slack (substation) bus."""
         return self.bus_ids[self.slack]
@@ -145,12 +167,12 @@ class Network:
         return out
 
     def branch_table(self) -> pd.DataFrame:
-        """Branches with external ids: ``from_bus, to_bus, r_ohm, x_ohm, r_pu, x_pu``."""
+        """Branches with external ids: ``from_bus, to_bus, r_ohm, x_ohm, r_pu, x_pu, rating_a``."""
         ids = self.bus_ids
         return pd.DataFrame({
             "from_bus": ids[self.branch_from], "to_bus": ids[self.branch_to],
             "r_ohm": self.r_pu * self.z_base_ohm, "x_ohm": self.x_pu * self.z_base_ohm,
-            "r_pu": self.r_pu, "x_pu": self.x_pu,
+            "r_pu": self.r_pu, "x_pu": self.x_pu, RATING_COLUMN: self.branch_rating_a,
         })
 
     def path_to(self, bus) -> list:
@@ -183,7 +205,9 @@ class Network:
     def to_pandapower(self):
         """An equivalent pandapower net: one bus per bus, one load per bus, in-service branches.
 
-        Line impedances are given per km with length 1 km, so ``r_ohm_per_km`` = r [Ω].
+        Line impedances are given per km with length 1 km, so ``r_ohm_per_km`` = r [Ω];
+        ``max_i_ka`` is the rating (``rating_a`` / 1000; 99 kA for an unrated line), so that
+        pandapower's ``res_line.loading_percent`` is the loading against the same rating.
         Used by :mod:`evsched.powerflow` as the independent AC reference.
         """
         import pandapower as pp
@@ -194,11 +218,13 @@ class Network:
             pp.create_bus(net, vn_kv=vn, name=str(b))
         pp.create_ext_grid(net, bus=self.slack, vm_pu=1.0)
         z = self.z_base_ohm
+        rating = self.branch_rating_a
         for k in range(self.n_branch):
             pp.create_line_from_parameters(
                 net, from_bus=int(self.branch_from[k]), to_bus=int(self.branch_to[k]),
                 length_km=1.0, r_ohm_per_km=float(self.r_pu[k] * z),
-                x_ohm_per_km=float(self.x_pu[k] * z), c_nf_per_km=0.0, max_i_ka=99.0)
+                x_ohm_per_km=float(self.x_pu[k] * z), c_nf_per_km=0.0,
+                max_i_ka=float(rating[k] / 1e3) if np.isfinite(rating[k]) else 99.0)
         p, q = self.nominal_load()
         for i in range(self.n_bus):
             pp.create_load(net, bus=i, p_mw=p[i] / 1e3, q_mvar=q[i] / 1e3)
@@ -233,9 +259,9 @@ class Network:
                 fid = 1 if f == self.slack else 1 + off + new_index[f]
                 tid = 1 if t == self.slack else 1 + off + new_index[t]
                 lines.append((fid, tid, self.r_pu[k] * self.z_base_ohm,
-                              self.x_pu[k] * self.z_base_ohm, True))
+                              self.x_pu[k] * self.z_base_ohm, True, self.branch_rating_a[k]))
         buses = pd.concat(rows, ignore_index=True)
-        lines_df = pd.DataFrame(lines, columns=LINE_COLUMNS)
+        lines_df = pd.DataFrame(lines, columns=LINE_COLUMNS + [RATING_COLUMN])
         return build_network(buses, lines_df, name=f"{self.name}x{copies}",
                              s_base_kva=self.s_base_kva)
 
@@ -255,8 +281,9 @@ def build_network(buses: pd.DataFrame, lines: pd.DataFrame, name: str = "network
     Rules (each failure names the source, row and field):
     required columns present; bus ids unique; exactly one bus of type 'slack'; one nominal
     voltage ``vn_kv`` > 0; finite loads; line ends are known buses, not equal; r, x > 0
-    (finite); no duplicate lines; the in-service lines form a tree spanning all buses
-    (connected, radial: n_bus − 1 lines, no loop).
+    (finite); an optional ``rating_a`` [A] finite > 0 or empty; no duplicate lines; the
+    in-service lines form a tree spanning all buses (connected, radial: n_bus − 1 lines, no
+    loop).
 
     ``bus_labels`` / ``line_labels`` (one text per row) name the rows in messages instead of
     the CSV row numbers (``from_pandapower``: the pandapower indices).
@@ -333,6 +360,16 @@ def build_network(buses: pd.DataFrame, lines: pd.DataFrame, name: str = "network
                               col, _plain(lines.at[i, col]), "must be a finite number > 0 Ω",
                               NetworkDataError)
         lines[col] = vals
+    if RATING_COLUMN in lines:  # optional ampacity: finite > 0 A, or empty (unrated)
+        vals = pd.to_numeric(lines[RATING_COLUMN], errors="coerce").to_numpy(float)
+        given = lines[RATING_COLUMN].notna().to_numpy() & (lines[RATING_COLUMN].astype(str).str.strip() != "")
+        bad = given & ~(np.isfinite(vals) & (vals > 0))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise input_error(line_source, lrow(i), RATING_COLUMN, _plain(lines.at[i, RATING_COLUMN]),
+                              "must be a finite number > 0 A (the line's ampacity), or empty for an "
+                              "unrated line", NetworkDataError)
+        lines[RATING_COLUMN] = np.where(given, vals, np.nan)
     lines["in_service"] = _parse_bool(lines["in_service"], line_source, line_labels)
     same = lines["from_bus"] == lines["to_bus"]
     if same.any():
@@ -470,7 +507,12 @@ def from_pandapower(net, name: str | None = None, s_base_kva: float = 1000.0) ->
       a load/sgen/line on a bus not in ``net.bus`` and a non-positive or non-finite line
       length, impedance or ``parallel`` are refused (never read as 0, never dropped).
     * **unsupported elements**: an in-service transformer (``trafo``) or any other element
-      of :data:`PP_UNSUPPORTED` (``gen``, ``shunt``, ``storage``, ...) is refused.
+      of :data:`PP_UNSUPPORTED` (``gen``, ``shunt``, ``storage``, ...) is refused
+      (:func:`evsched.feeders.load_simbench` cuts a SimBench grid at its HV/MV transformer
+      first); line shunt capacitance (``c_nf_per_km``) is neglected, as in DistFlow.
+    * **ratings**: each line's ampacity ``rating_a`` = ``max_i_ka · df · parallel`` [A], the
+      current pandapower's ``loading_percent`` counts as 100 % (unrated: see
+      :func:`_pp_rating_a`).
 
     Dropped out-of-service buses (and the out-of-service lines at them) and fused buses are
     logged at INFO and listed in ``network.buses.attrs`` (``pp_dropped_buses``,
@@ -722,6 +764,7 @@ def from_pandapower(net, name: str | None = None, s_base_kva: float = 1000.0) ->
         "r_ohm": (lk.r_ohm_per_km * lk.length_km / lk.parallel).to_numpy(float),
         "x_ohm": (lk.x_ohm_per_km * lk.length_km / lk.parallel).to_numpy(float),
         "in_service": live[kept_line],
+        RATING_COLUMN: _pp_rating_a(lk),
     })
     if dropped or fused:
         logger.info("%s: dropped out-of-service buses %s (and their out-of-service lines %s); "
@@ -734,6 +777,19 @@ def from_pandapower(net, name: str | None = None, s_base_kva: float = 1000.0) ->
                          bus_labels=[f"bus {_plain(idx[i])}" for i in keep],
                          line_labels=[f"line {_plain(l)} ({_plain(a)}-{_plain(b)})" for l, a, b
                                       in zip(lk.index, lk.from_bus, lk.to_bus)])
+
+
+def _pp_rating_a(lines: pd.DataFrame) -> np.ndarray:
+    """Ampacity [A] of pandapower lines as pandapower's ``loading_percent`` counts it:
+    ``max_i_ka · df · parallel · 1000``. NaN (an unrated line) where ``max_i_ka`` is missing,
+    not positive, not finite or ≥ :data:`PP_NO_RATING_KA` (the placeholder of converted
+    MATPOWER cases such as ``case33bw``, 99999 kA)."""
+    def col(name, default):
+        return (pd.to_numeric(lines[name], errors="coerce").to_numpy(float) if name in lines
+                else np.full(len(lines), default))
+    ka = col("max_i_ka", np.nan)
+    i_max = ka * col("df", 1.0) * col("parallel", 1.0) * 1e3
+    return np.where(np.isfinite(i_max) & (i_max > 0) & (ka < PP_NO_RATING_KA), i_max, np.nan)
 
 
 def _rel(path: Path) -> str:

@@ -24,8 +24,10 @@ class PowerFlowResult(FlowFrames):
     Attributes
     ----------
     voltages : DataFrame ``hour, bus, v_pu`` (voltage magnitude)
-    branches : DataFrame ``hour, from_bus, to_bus, p_kw, q_kvar, loss_kw`` (flows at the
-        sending end, losses ``p_from + p_to``)
+    branches : DataFrame ``hour, from_bus, to_bus, p_kw, q_kvar, loss_kw, loading_pct`` (flows
+        at the sending end, losses ``p_from + p_to``, pandapower's ``loading_percent`` against
+        the network's ``rating_a``; NaN for an unrated line)
+    substation : DataFrame ``hour, p_kw, q_kvar`` drawn from the slack (ext_grid)
     dt_h : float, length of one step [h]
     """
 
@@ -70,6 +72,7 @@ def run_ac_powerflow(network: Network, p_kw, q_kvar, v_slack_pu: float = 1.0,
     f_ids = ids[network.branch_from]
     t_ids = ids[network.branch_to]
     load_bus = net.load.bus.to_numpy()
+    rated = np.isfinite(network.branch_rating_a)
     v_rows, b_rows, s_rows = [], [], []
     for t in range(T):
         net.load.loc[:, "p_mw"] = p[load_bus, t] / 1e3
@@ -96,7 +99,8 @@ def run_ac_powerflow(network: Network, p_kw, q_kvar, v_slack_pu: float = 1.0,
         b_rows.append(pd.DataFrame({
             "hour": hours[t], "from_bus": f_ids, "to_bus": t_ids,
             "p_kw": rl.p_from_mw.to_numpy() * 1e3, "q_kvar": rl.q_from_mvar.to_numpy() * 1e3,
-            "loss_kw": rl.pl_mw.to_numpy() * 1e3}))
+            "loss_kw": rl.pl_mw.to_numpy() * 1e3,
+            "loading_pct": np.where(rated, rl.loading_percent.to_numpy(), np.nan)}))
         s_rows.append((hours[t], float(net.res_ext_grid.p_mw.iloc[0] * 1e3),
                        float(net.res_ext_grid.q_mvar.iloc[0] * 1e3)))
     return PowerFlowResult(

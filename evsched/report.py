@@ -11,7 +11,7 @@ contract and are tested):
   metrics for S3 vs S0 and S3 vs S1 (``paper_pct`` empty where the paper gives no figure);
 * ``scenarios/<S>/dispatch.csv`` (``hour, bus, device, p_kw, q_kvar``),
   ``scenarios/<S>/voltages.csv`` (``hour, bus, v_pu``),
-  ``scenarios/<S>/branches.csv`` (``hour, from_bus, to_bus, p_kw, q_kvar, loss_kw``).
+  ``scenarios/<S>/branches.csv`` (``hour, from_bus, to_bus, p_kw, q_kvar, loss_kw, loading_pct``).
 """
 from __future__ import annotations
 
@@ -27,17 +27,20 @@ from evsched.errors import InputError
 from evsched.frames import FlowFrames
 
 SUMMARY_COLUMNS = ["scenario", "peak_valley_kw", "peak_valley_substation_kw", "loss_kwh",
-                   "voltage_deviation_pu", "vmin_pu", "vmax_pu", "max_relaxation_gap",
+                   "voltage_deviation_pu", "vmin_pu", "vmax_pu", "max_loading_pct", "max_relaxation_gap",
                    "max_relaxation_gap_rel", "ac_loss_kwh", "ac_max_voltage_mismatch_pu", "exact",
                    "reservations_not_honoured", "energy_not_delivered_kwh", "curtailment_kwh", "solver"]
 """Columns of ``summary.csv``. ``peak_valley_kw`` is on the equivalent load (the paper's
 definition, losses excluded), ``peak_valley_substation_kw`` on the power drawn at the
-substation (losses included). No timings: they change from run to run and go to
+substation (losses included). ``max_loading_pct`` is the largest line current over its
+rating ``rating_a`` [%] (NaN when no line is rated). No timings: they change from run to run and go to
 ``timings.json``, so every results table of a rerun is byte-identical."""
 COMPARISON_COLUMNS = ["metric", "comparison", "paper_pct", "ours_pct"]
 DISPATCH_COLUMNS = ["hour", "bus", "device", "p_kw", "q_kvar"]
 VOLTAGE_COLUMNS = ["hour", "bus", "v_pu"]
-BRANCH_COLUMNS = ["hour", "from_bus", "to_bus", "p_kw", "q_kvar", "loss_kw"]
+BRANCH_COLUMNS = ["hour", "from_bus", "to_bus", "p_kw", "q_kvar", "loss_kw", "loading_pct"]
+"""Columns of ``branches.csv``; ``loading_pct`` = current / rating [%] (SOCP: √ℓ·I_base; S0/S1:
+pandapower's ``loading_percent``), empty for an unrated line."""
 
 METRICS = {"peak_valley": "peak_valley_kw", "loss": "loss_kwh", "voltage_deviation": "voltage_deviation_pu"}
 """Comparison metric name → summary column."""

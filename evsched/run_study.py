@@ -153,16 +153,25 @@ def validate(params_path: Path, params: dict, declared: dict[str, dict]) -> None
     """Every key a parameter of :mod:`evsched.schema`; every value in its range and every
     cross-field rule, a key left out taking the schema's default (= params/default.yaml), the
     target day against the forecast history (:func:`evsched.case.load_case`); the buses on the
-    IEEE 33-bus feeder. Raises :class:`InputError` naming the file."""
+    feeder the ``network`` parameter names (:func:`evsched.feeders.load_network`). Raises
+    :class:`InputError` naming the file."""
     from evsched.case import load_case
-    from evsched.network import load_ieee33
+    from evsched.feeders import load_network
     from evsched.params import rewrite_source
 
     source = str(params_path)
     check_unknown(params, declared, source)
     case = load_case(params_path)
-    with rewrite_source({"case parameter": f"{source}, case parameter"}):
-        case.check_network(load_ieee33())
+    with rewrite_source({"case parameter": f"{source}, case parameter", "network": f"{source}: network"}):
+        case.check_network(load_network(case.network))
+
+
+def notebook_networks(nb: Path) -> list[str] | None:
+    """The networks a notebook is written for (its metadata ``evsched.networks``, e.g.
+    ``["ieee33"]``), None if it runs on any network. A run on another network skips it."""
+    meta = json.loads(Path(nb).read_text(encoding="utf-8")).get("metadata", {})
+    nets = meta.get("evsched", {}).get("networks") if isinstance(meta.get("evsched"), dict) else None
+    return list(nets) if isinstance(nets, list) else None
 
 
 # --------------------------------------------------------------------------- runs
@@ -278,7 +287,14 @@ def run(params_path: Path, only: list[str] | None = None, out: Path | None = Non
     # the kernels inherit this: notebooks write where results_dir says, never into results/lab/
     # (evsched.figures.output_dir), and export PNGs
     os.environ["EVSCHED_BATCH_RUN"] = "1"
+    network = params.get("network", "ieee33")
     for k, nb in enumerate(nbs, 1):
+        nets = notebook_networks(nb)
+        if nets is not None and network not in nets:  # e.g. 00-02 on a SimBench feeder
+            print(f"[{k}/{len(nbs)}] {nb.name} skipped: written for network {' / '.join(nets)} "
+                  f"only (this run: network {network})", flush=True)
+            timings[nb.name] = "skipped"
+            continue
         given = {key: val for key, val in params.items() if key in declared[nb.name]}
         given["results_dir"] = str(staging)
         if "params_file" in declared[nb.name]:  # notebooks that read the whole case from the file

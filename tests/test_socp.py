@@ -37,7 +37,7 @@ def test_socp_reproduces_ac_power_flow(fixed_load_case):
 def test_result_frames(fixed_load_case):
     opt, _ = fixed_load_case
     assert list(opt.voltages.columns) == ["hour", "bus", "v_pu"]
-    assert list(opt.branches.columns) == ["hour", "from_bus", "to_bus", "p_kw", "q_kvar", "loss_kw"]
+    assert list(opt.branches.columns) == ["hour", "from_bus", "to_bus", "p_kw", "q_kvar", "loss_kw", "loading_pct"]
     assert list(opt.relaxation_gap.columns) == ["hour", "from_bus", "to_bus", "gap_pu2"]
     assert opt.solver in ("CLARABEL", "MOSEK") and opt.status == "optimal"
     assert opt.voltages.hour.nunique() == 24 and opt.voltages.bus.nunique() == 33

@@ -110,6 +110,12 @@ class OPFModel:
         Parameter in the parametric build, part of the verified data → b map in the rhs
         build); new values through ``update(extra_data=...)``. Names must not clash with the
         model's own arrays (``load_p``, ``<group>.p_max``, ...).
+    branch_rating_a : (n_branch,) or (n_branch, T) array [A], optional
+        Ampacities for :func:`~evsched.model.constraints.branch_current_limits` (default: the
+        network's ``branch_rating_a``; NaN = unrated, no limit). Which branches are rated is
+        fixed for the model's lifetime; the values may change with ``update``.
+    transformer_kva : float or (T,) array [kVA], optional
+        Substation transformer rating for :func:`~evsched.model.constraints.transformer_rating`.
 
     Minimises Σ_k Σ_t r_k ℓ_{k,t} · S_base · Δt, the total active network loss [kWh], plus the
     converter losses and the device energy costs (:attr:`DeviceGroup.energy_cost`).
@@ -118,7 +124,8 @@ class OPFModel:
     def __init__(self, network: Network, load_p_kw, load_q_kvar, devices=(),
                  v_min_pu: float = 0.95, v_max_pu: float = 1.05, v_slack_pu: float = 1.0,
                  dt_h: float = 1.0, hours=None, construction: str = "auto", families=None,
-                 count_converter_losses: bool = True, extra_data=None):
+                 count_converter_losses: bool = True, extra_data=None, branch_rating_a=None,
+                 transformer_kva=None):
         self.network = network
         self.s_base = network.s_base_kva
         self.v_min_pu, self.v_max_pu, self.v_slack_pu = float(v_min_pu), float(v_max_pu), float(v_slack_pu)
@@ -131,6 +138,8 @@ class OPFModel:
         self.nonslack = np.setdiff1d(np.arange(network.n_bus), [network.slack])
         self.families = dict(fam.FAMILIES if families is None else families)
         self.count_converter_losses = bool(count_converter_losses)
+        self.branch_rating_a = self._ratings(branch_rating_a)
+        self.transformer_kva = self._transformer(transformer_kva)
         self._values = self._data_values()
         self.extra_data = rhs.extra_data_arrays(extra_data)
         self._values = rhs.with_extra_data(self._values, self.extra_data)
@@ -173,6 +182,38 @@ class OPFModel:
             raise InputError(f"load_p_kw {p.shape} and load_q_kvar {q.shape} must have the same shape")
         return p, q
 
+    def _ratings(self, rating, rated=None) -> np.ndarray:
+        """Branch ampacities as a (K × T) array [A]: finite > 0 or NaN (unrated); ``rated`` (a
+        boolean (K,) pattern) must be kept when given (update: the rows are fixed)."""
+        K = self.network.n_branch
+        a = self.network.branch_rating_a if rating is None else np.asarray(rating, dtype=float)
+        if a.ndim == 1:
+            a = a[:, None]
+        if a.shape[0] != K or a.ndim != 2 or a.shape[1] not in (1, self.T):
+            raise InputError(f"branch_rating_a: expected shape (n_branch={K},) or ({K}, {self.T}), got {a.shape}")
+        a = np.broadcast_to(a, (K, self.T)).copy()
+        finite = np.isfinite(a)
+        mixed = finite.any(axis=1) & ~finite.all(axis=1)
+        bad = np.argwhere((finite & (a <= 0)) | mixed[:, None])
+        if bad.size:
+            k, t = bad[0]
+            raise InputError(f"branch_rating_a: branch {k} ({self.network.bus_ids[self.network.branch_from[k]]}-"
+                             f"{self.network.bus_ids[self.network.branch_to[k]]}), hour {t} is {a[k, t]} A: "
+                             "a rating must be > 0 A in every hour, or NaN in every hour (unrated)")
+        if rated is not None and not np.array_equal(finite[:, 0], rated):
+            raise InputError("update: branch_rating_a must rate the same branches as the model was "
+                             "built with (the rated branches are rows of the problem); build a new model")
+        return a
+
+    def _transformer(self, kva):
+        """The transformer rating as a (T,) array [kVA] (> 0), or None."""
+        if kva is None:
+            return None
+        a = np.broadcast_to(np.asarray(kva, dtype=float), (self.T,)).copy()
+        if not (np.isfinite(a) & (a > 0)).all():
+            raise InputError(f"transformer_kva = {kva!r}: must be a finite rating > 0 kVA (per hour)")
+        return a
+
     def _check_groups(self, devices) -> dict:
         groups = {}
         for g in devices:
@@ -190,6 +231,13 @@ class OPFModel:
         """Every data array of the problem, in p.u., by name (the only things a re-solve may change)."""
         sb = self.s_base
         vals = {"load_p": self.load_p_kw / sb, "load_q": self.load_q_kvar / sb}
+        if "branch_current_limits" in self.families:  # ℓ ≤ (I_max / I_base)², rated branches × T
+            rated = fam.rated_branches(self)
+            vals["branch.l_max"] = (self.branch_rating_a[rated] / self.network.i_base_a) ** 2
+        if "transformer_rating" in self.families:
+            if self.transformer_kva is None:
+                raise InputError("family 'transformer_rating' needs transformer_kva (the rating [kVA])")
+            vals["transformer.s_max"] = self.transformer_kva / sb
         for name, g in self.groups.items():
             if isinstance(g, DeviceGroup):
                 vals[f"{name}.p_min"] = g.p_min_kw / sb
@@ -318,12 +366,14 @@ class OPFModel:
         return self.problem.is_dpp()
 
     # --- re-solve with new data -----------------------------------------------------
-    def update(self, load_p_kw=None, load_q_kvar=None, devices=(), extra_data=None) -> None:
+    def update(self, load_p_kw=None, load_q_kvar=None, devices=(), extra_data=None,
+               branch_rating_a=None, transformer_kva=None) -> None:
         """New loads, device data and/or custom data arrays for the next :meth:`solve`.
 
         ``devices`` are groups replacing those of the same name (same type, same buses, same
         number of steps). ``extra_data`` replaces or adds arrays of ``extra_data`` (see the
-        class docstring). If anything but data *values* changes (:func:`evsched.model.rhs.fingerprint`:
+        class docstring). ``branch_rating_a`` / ``transformer_kva`` give new ratings (the same
+        branches rated). If anything but data *values* changes (:func:`evsched.model.rhs.fingerprint`:
         array names or shapes, e.g. reactive power switched on, a reshaped custom array; or
         what enters the matrices, e.g. another set of plugged-in pairs or other efficiencies)
         the problem is rebuilt, and under ``"rhs"`` the data → b map is learnt and verified
@@ -345,7 +395,11 @@ class OPFModel:
             if g.T != self.T:
                 raise InputError(f"update: device group '{g.name}' has {g.T} steps, the loads have {self.T}")
         extra = {**self.extra_data, **rhs.extra_data_arrays(extra_data)}
+        rating = (self.branch_rating_a if branch_rating_a is None else
+                  self._ratings(branch_rating_a, rated=np.isfinite(self.branch_rating_a[:, 0])))
+        kva = self.transformer_kva if transformer_kva is None else self._transformer(transformer_kva)
         self.load_p_kw, self.load_q_kvar, self.extra_data = p, q, extra
+        self.branch_rating_a, self.transformer_kva = rating, kva
         self.groups.update({g.name: g for g in devices})
         new = rhs.with_extra_data(self._data_values(), self.extra_data)
         self._values = new
@@ -368,7 +422,8 @@ class OPFModel:
 
         Copied: the network, the *current* loads and device groups (after any :meth:`update`),
         the voltage band, ``dt_h``, ``hours``, ``construction`` (``"auto"`` stays ``"auto"``),
-        ``families`` (custom ones included), ``count_converter_losses`` and ``extra_data``.
+        ``families`` (custom ones included), ``count_converter_losses``, ``extra_data`` and the
+        ratings (``branch_rating_a``, ``transformer_kva``).
         The one way to derive a model, e.g. the elastic probe of
         :func:`evsched.model.diagnose.locate_infeasibility`; a constructor argument this
         method does not know raises ``TypeError`` rather than being silently dropped.
@@ -381,7 +436,9 @@ class OPFModel:
                     dt_h=self.dt_h, hours=self.hours.copy(),
                     construction="auto" if self.auto else self.construction,
                     families=dict(self.families), count_converter_losses=self.count_converter_losses,
-                    extra_data={k: v.copy() for k, v in self.extra_data.items()})
+                    extra_data={k: v.copy() for k, v in self.extra_data.items()},
+                    branch_rating_a=self.branch_rating_a.copy(),
+                    transformer_kva=None if self.transformer_kva is None else self.transformer_kva.copy())
         params = [k for k in inspect.signature(type(self).__init__).parameters if k != "self"]
         missing = [k for k in params if k not in args]
         if missing:

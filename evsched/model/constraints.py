@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import cvxpy as cp
+import numpy as np
 import scipy.sparse as sp
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -196,6 +197,61 @@ def storage_energy_expression(m: "OPFModel", g: dict):
     return m.dt_h * cp.cumsum(flow, axis=1)
 
 
+def rated_branches(m: "OPFModel"):
+    """Indices of the branches with a finite rating (rows of ``branch.l_max``), fixed per model."""
+    return np.flatnonzero(np.isfinite(m.branch_rating_a[:, 0]))
+
+
+def branch_current_limits(m: "OPFModel") -> list[cp.Constraint]:
+    r"""Thermal limit (ampacity) of every rated branch k and hour t, linear in ℓ:
+
+    .. math::
+        \ell_{k,t} \le \overline{\ell}_{k,t} = \left(\frac{\overline I_{k,t}}{I_{base}}\right)^2,
+        \qquad I_{base} = \frac{S_{base}}{\sqrt 3\, V_{base}}
+
+    with :math:`\overline I` the ampacity [A] (``Network.branch_rating_a``, or the model's
+    ``branch_rating_a``) and ℓ the squared series current [p.u.]. The rating enters as data
+    (``branch.l_max``, rated branches × hours, p.u.²), so a re-solve with other ratings
+    updates the right-hand side only and the diagnosis can relax it
+    (:func:`elastic_branch_current_limits`). Unrated branches (NaN) get no row. Because the
+    cone makes ℓ the exact |I|² when the relaxation is tight, this limits the physical current
+    at both ends of the line (no shunt admittance).
+    """
+    return [m.l[rated_branches(m)] <= m.data("branch.l_max")]
+
+
+def substation_power_pu(m: "OPFModel"):
+    r"""Power drawn through the substation in every hour [p.u.], ``(P_0, Q_0)`` as (T,) expressions:
+
+    .. math::
+        P_{0,t} = \sum_{k=(0,j)} P_{k,t} + d_{0,t}, \qquad Q_{0,t} = \sum_{k=(0,j)} Q_{k,t} + e_{0,t}
+
+    (sending-end flows of the branches leaving the slack bus plus any net demand connected at
+    the slack bus itself, which the balance family leaves out)."""
+    slack = m.network.slack
+    d_p, d_q = m.net_demand_pu()
+    row = m.network.C_from[[slack]]
+    return (cp.reshape(row @ m.P + d_p[[slack]], (m.T,), order="F"),
+            cp.reshape(row @ m.Q + d_q[[slack]], (m.T,), order="F"))
+
+
+def transformer_rating(m: "OPFModel") -> list[cp.Constraint]:
+    r"""Apparent-power rating of the substation transformer, one cone per hour:
+
+    .. math::
+        P_{0,t}^2 + Q_{0,t}^2 \le \overline S_t^{\,2}
+        \iff \left\| \begin{bmatrix} P_{0,t} \\ Q_{0,t} \end{bmatrix} \right\|_2 \le \overline S_t
+
+    with :math:`(P_0, Q_0)` from :func:`substation_power_pu` and :math:`\overline S` the
+    rating [p.u.] (``transformer.s_max`` = ``transformer_kva`` / S_base, data: re-solves
+    update the right-hand side only). The slack bus is the transformer's secondary
+    busbar; the transformer's own losses are not modelled (its rating is checked on the
+    power it passes)."""
+    P0, Q0 = substation_power_pu(m)
+    return [cp.SOC(m.data("transformer.s_max"), cp.vstack([cp.reshape(P0, (1, m.T), order="F"),
+                                                          cp.reshape(Q0, (1, m.T), order="F")]), axis=0)]
+
+
 FAMILIES = {
     "nodal_power_balance": nodal_power_balance,
     "voltage_drop": voltage_drop,
@@ -208,6 +264,25 @@ FAMILIES = {
     "storage_energy": storage_energy,
 }
 """The default model: every family, in build order."""
+
+OPTIONAL = {
+    "branch_current_limits": branch_current_limits,
+    "transformer_rating": transformer_rating,
+}
+"""Families a run adds on demand (run parameters ``thermal_limits`` and ``transformer_kva``;
+:func:`thermal_families`); their data come from the model's ``branch_rating_a`` and
+``transformer_kva``."""
+
+
+def thermal_families(families=None, lines: bool = True, transformer: bool = False) -> dict:
+    """``families`` (default :data:`FAMILIES`) plus :func:`branch_current_limits` (``lines``)
+    and :func:`transformer_rating` (``transformer``)."""
+    out = dict(FAMILIES if families is None else families)
+    if lines:
+        out["branch_current_limits"] = branch_current_limits
+    if transformer:
+        out["transformer_rating"] = transformer_rating
+    return out
 
 
 # --- elastic (penalised-slack) forms, for the infeasibility diagnosis -------------------------
@@ -280,11 +355,36 @@ def elastic_storage_energy(m: "OPFModel", slacks: list[Slack]) -> list[cp.Constr
     return cons
 
 
+def elastic_branch_current_limits(m: "OPFModel", slacks: list[Slack]) -> list[cp.Constraint]:
+    r"""Elastic :func:`branch_current_limits`:
+    :math:`\ell_{k,t} \le \overline\ell_{k,t} + \sigma_{k,t}`, :math:`\sigma \ge 0` [p.u.²],
+    one slack per rated branch and hour; the diagnosis names the lines ``"i-j"`` and hours."""
+    rated = rated_branches(m)
+    labels = [branch_labels(m)[k] for k in rated]
+    return [relax_upper(slacks, "branch_current_limits (upper, ℓ ≤ I_max²)", labels, "branch",
+                        m.l[rated], m.data("branch.l_max"))]
+
+
+def elastic_transformer_rating(m: "OPFModel", slacks: list[Slack]) -> list[cp.Constraint]:
+    r"""Elastic :func:`transformer_rating`:
+    :math:`\|(P_{0,t}, Q_{0,t})\|_2 \le \overline S_t + \sigma_t`, :math:`\sigma \ge 0` [p.u.],
+    one slack per hour."""
+    P0, Q0 = substation_power_pu(m)
+    s = cp.Variable((1, m.T), nonneg=True, name="slack[transformer_rating]")
+    slacks.append(Slack("transformer_rating (upper, |S_0| ≤ S_max)", s,
+                        [f"substation transformer (bus {m.network.slack_bus})"], "transformer"))
+    X = cp.vstack([cp.reshape(P0, (1, m.T), order="F"), cp.reshape(Q0, (1, m.T), order="F")])
+    return [cp.SOC(m.data("transformer.s_max") + cp.reshape(s, (m.T,), order="F"), X, axis=0)]
+
+
 ELASTIC = {
     "voltage_limits": elastic_voltage_limits,
     "storage_energy": elastic_storage_energy,
+    "branch_current_limits": elastic_branch_current_limits,
+    "transformer_rating": elastic_transformer_rating,
 }
-"""Elastic forms of the default limit families, by family name. Every other default family
+"""Elastic forms of the default and optional (:data:`OPTIONAL`) limit families, by family
+name. Every other default family
 stays hard in the diagnosis: the balance, voltage-drop, cone and slack-voltage families are
 physics, and relaxing the power limits as well would make the attribution ambiguous (an
 unmet energy need could be charged to either the power or the energy limit)."""
@@ -312,10 +412,10 @@ def elastic_of(name: str, family):
     """The elastic form of ``family`` registered under ``name``, or None (the family stays hard).
 
     A family's own declaration (:func:`elastic_form`) wins; otherwise :data:`ELASTIC` applies
-    only if ``family`` is the default family of that name (a replaced family under a default
-    name would otherwise be diagnosed with the wrong constraint).
+    only if ``family`` is the default (or optional) family of that name (a replaced family
+    under a default name would otherwise be diagnosed with the wrong constraint).
     """
     own = getattr(family, "elastic", None)
     if own is not None:
         return own
-    return ELASTIC.get(name) if FAMILIES.get(name) is family else None
+    return ELASTIC.get(name) if (FAMILIES.get(name) or OPTIONAL.get(name)) is family else None

@@ -16,8 +16,9 @@ class OPFResult(FlowFrames):
     Attributes
     ----------
     voltages : ``hour, bus, v_pu`` (magnitude, √v)
-    branches : ``hour, from_bus, to_bus, p_kw, q_kvar, loss_kw`` (sending-end flows,
-        loss ``r·ℓ``)
+    branches : ``hour, from_bus, to_bus, p_kw, q_kvar, loss_kw, loading_pct`` (sending-end
+        flows, loss ``r·ℓ``, loading ``100 · √ℓ · I_base / I_max`` [%] against the model's
+        ``branch_rating_a``; NaN for an unrated branch)
     dispatch : ``hour, bus, device, name, p_kw, q_kvar`` for every controllable device
         (load convention; ``device`` is the group's kind, ``name`` the group's name)
     storage : ``hour, name, index, bus, energy_kwh, p_charge_kw, p_discharge_kw``
@@ -84,6 +85,7 @@ def build_result(m, solver: str, status: str, wall_s: float, solver_s: float,
     br = tidy(P * sb, hours, {"from_bus": f_ids, "to_bus": t_ids}, "p_kw")
     br["q_kvar"] = (Q * sb).T.ravel()
     br["loss_kw"] = (net.r_pu[:, None] * L * sb).T.ravel()
+    br["loading_pct"] = (100.0 * np.sqrt(np.maximum(L, 0.0)) * net.i_base_a / m.branch_rating_a).T.ravel()
     v_from = V[net.branch_from]
     gap = L * v_from - P ** 2 - Q ** 2
     scale = max(float(np.max(P ** 2 + Q ** 2)), 1e-12)
