@@ -34,6 +34,10 @@ CASES = [  # (copies, steps, construction); "auto" = constant first, then parame
     (10, 96, "constant"), (10, 96, "rhs"),
     (31, 24, "constant"), (31, 24, "rhs"),
     (31, 96, "constant"), (31, 96, "auto"),
+    # real feeders beside the synthetic copies (evsched.feeders: SimBench MV grids cut at the transformer)
+    ("simbench:1-MV-rural--0-sw", 24, "constant"), ("simbench:1-MV-rural--0-sw", 24, "rhs"),
+    ("simbench:1-MV-semiurb--0-sw", 24, "constant"), ("simbench:1-MV-semiurb--0-sw", 24, "rhs"),
+    ("simbench:1-MV-rural--0-sw", 96, "rhs"),
 ]
 RESOLVES = 5
 CASE_TIMEOUT_S = 400
@@ -44,12 +48,27 @@ def daily_shape(T: int) -> np.ndarray:
     return synthetic_daily_shape(T)
 
 
-def run_case(copies: int, T: int, construction: str) -> dict:
-    """Build, solve and re-solve one case in this process; return timings [s] and memory [MiB]."""
+def _copies(arg: str):
+    """A case's feeder from the command line: a number of IEEE-33 copies, or a ``network``
+    value naming a real feeder (``simbench:<code>``)."""
+    return arg if arg.startswith("simbench:") else int(arg)
+
+
+def _buses(copies) -> int | str:
+    """Bus count of an IEEE-33 case (K copies share the substation); a real feeder's name."""
+    return copies if isinstance(copies, str) else 33 * copies - (copies - 1)
+
+
+def run_case(copies, T: int, construction: str) -> dict:
+    """Build, solve and re-solve one case in this process; return timings [s] and memory [MiB].
+
+    ``copies``: K copies of the IEEE 33-bus feeder, or ``"simbench:<code>"`` (a real feeder of
+    :mod:`evsched.feeders`, its SimBench reference loads × the same daily shape)."""
     import evsched
+    from evsched.feeders import load_network
     from evsched.model import DeviceGroup, OPFModel
 
-    net = evsched.load_ieee33().replicate(copies)
+    net = load_network(copies) if isinstance(copies, str) else evsched.load_ieee33().replicate(copies)
     p, q = net.nominal_load()
     shape = daily_shape(T)
     P, Q = np.outer(p, shape), np.outer(q, shape)
@@ -77,7 +96,8 @@ def run_case(copies: int, T: int, construction: str) -> dict:
         re_solver.append(r2.solver_seconds)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
-        "buses": net.n_bus, "steps": T, "bus_steps": net.n_bus * T, "construction": construction,
+        "network": net.name, "buses": net.n_bus, "steps": T, "bus_steps": net.n_bus * T,
+        "construction": construction,
         "build_s": round(build, 4), "compile_s": round(compile_s, 4), "solver_s": round(solver_s, 4),
         "first_solve_total_s": round(build + first_total, 4),
         "build_share_of_solver": round((build + compile_s) / solver_s, 3) if solver_s else None,
@@ -92,24 +112,24 @@ def run_case(copies: int, T: int, construction: str) -> dict:
 
 def main() -> None:
     if len(sys.argv) == 4:  # child process: one case
-        print(json.dumps(run_case(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])))
+        print(json.dumps(run_case(_copies(sys.argv[1]), int(sys.argv[2]), sys.argv[3])))
         return
     out = RESULTS / "bench"
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for k, (copies, T, mode) in enumerate(CASES, 1):
-        print(f"[{k}/{len(CASES)}] {33 * copies - (copies - 1)} buses × {T} steps, {mode} ...", end=" ", flush=True)
+        print(f"[{k}/{len(CASES)}] {_buses(copies)} buses × {T} steps, {mode} ...", end=" ", flush=True)
         try:
             proc = subprocess.run([sys.executable, "-m", "evsched.bench", str(copies), str(T), mode],
                                   capture_output=True, text=True, timeout=CASE_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             print(f"timed out after {CASE_TIMEOUT_S} s", flush=True)
-            rows.append({"buses": 33 * copies - (copies - 1), "steps": T, "construction": mode,
+            rows.append({"buses": _buses(copies), "steps": T, "construction": mode,
                          "status": f"timeout > {CASE_TIMEOUT_S} s"})
             continue
         if proc.returncode != 0:
             print("FAILED\n" + proc.stderr[-2000:], flush=True)
-            rows.append({"buses": 33 * copies - (copies - 1), "steps": T, "construction": mode, "status": "failed"})
+            rows.append({"buses": _buses(copies), "steps": T, "construction": mode, "status": "failed"})
             continue
         row = json.loads(proc.stdout.strip().splitlines()[-1])
         rows.append(row)
@@ -118,7 +138,7 @@ def main() -> None:
     df = pd.DataFrame(rows)
     machine = f"{platform.machine()}, {_cpu_count()} cores, Python {platform.python_version()}"
     df.to_csv(out / "bench.csv", index=False)
-    cols = ["buses", "steps", "construction", "build_s", "compile_s", "solver_s", "first_solve_total_s",
+    cols = ["network", "buses", "steps", "construction", "build_s", "compile_s", "solver_s", "first_solve_total_s",
             "build_share_of_solver", "resolve_mean_s", "peak_memory_mib", "max_relaxation_gap_rel"]
     md = [f"# evsched benchmark ({time.strftime('%Y-%m-%d')}, {machine}, solver {df.solver.dropna().iloc[0] if 'solver' in df else '?'})",
           "", _markdown(df[[c for c in cols if c in df]]), ""]
