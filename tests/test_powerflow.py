@@ -33,7 +33,7 @@ def test_multi_hour_tidy_format(ieee33, daily_shape):
     p, q = ieee33.nominal_load()
     res = run_ac_powerflow(ieee33, np.outer(p, daily_shape), np.outer(q, daily_shape))
     assert list(res.voltages.columns) == ["hour", "bus", "v_pu"]
-    assert list(res.branches.columns) == ["hour", "from_bus", "to_bus", "p_kw", "q_kvar", "loss_kw"]
+    assert list(res.branches.columns) == ["hour", "from_bus", "to_bus", "p_kw", "q_kvar", "loss_kw", "loading_pct"]
     assert len(res.voltages) == 33 * 24 and len(res.branches) == 32 * 24
     per_hour = res.loss_per_hour_kw()
     assert per_hour.idxmax() == int(np.argmax(daily_shape))
