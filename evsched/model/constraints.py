@@ -217,7 +217,8 @@ def branch_current_limits(m: "OPFModel") -> list[cp.Constraint]:
     cone makes ℓ the exact |I|² when the relaxation is tight, this limits the physical current
     at both ends of the line (no shunt admittance).
     """
-    return [m.l[rated_branches(m)] <= m.data("branch.l_max")]
+    rated = rated_branches(m)
+    return [m.l[rated] <= m.data("branch.l_max")] if rated.size else []
 
 
 def substation_power_pu(m: "OPFModel"):
@@ -360,6 +361,8 @@ def elastic_branch_current_limits(m: "OPFModel", slacks: list[Slack]) -> list[cp
     :math:`\ell_{k,t} \le \overline\ell_{k,t} + \sigma_{k,t}`, :math:`\sigma \ge 0` [p.u.²],
     one slack per rated branch and hour; the diagnosis names the lines ``"i-j"`` and hours."""
     rated = rated_branches(m)
+    if not rated.size:
+        return []
     labels = [branch_labels(m)[k] for k in rated]
     return [relax_upper(slacks, "branch_current_limits (upper, ℓ ≤ I_max²)", labels, "branch",
                         m.l[rated], m.data("branch.l_max"))]
