@@ -33,8 +33,13 @@ setup: $(STAMP) ## create .venv from requirements.lock and register the Jupyter 
 run: $(STAMP) ## run the study with papermill on PARAMS (default params/default.yaml → results/, x.yaml → results/x/); ONLY=04 re-runs notebook 04
 	@cd $(ROOT) && $(PY) -m evsched.run_study '$(PARAMS)' $(if $(strip $(ONLY)),--only $(ONLY))
 
-test: $(STAMP) ## run the test suite (unit, reference-result and notebook tests)
+NBVAL_NOTEBOOKS := notebooks/00_network.ipynb notebooks/02_tou.ipynb
+
+test: $(STAMP) ## run ruff, the test suite (unit, reference-result and notebook tests) and nbval on the cheap notebooks 00, 02
+	@cd $(ROOT) && $(VENV)/bin/ruff check evsched tests
 	@cd $(ROOT) && $(PY) -m pytest
+	@# nbval: the committed notebooks as JupyterLab runs them (no papermill, no batch flag: writes results/lab/)
+	@cd $(ROOT) && $(PY) -m pytest -p no:cacheprovider --nbval-lax $(NBVAL_NOTEBOOKS)
 
 test-fast: $(STAMP) ## run the tests without the slow ones (notebooks, large feeders)
 	@cd $(ROOT) && $(PY) -m pytest -m "not slow"

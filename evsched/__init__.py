@@ -5,7 +5,7 @@ an exact AC power flow for checking (:mod:`evsched.powerflow`), and the multi-pe
 DistFlow second-order-cone model (:mod:`evsched.model`).
 """
 from evsched.errors import EvschedError, InputError, NetworkDataError, OptimisationError
-from evsched.network import Network, load_ieee33, from_pandapower
+from evsched.network import Network, from_pandapower, load_ieee33
 
 __all__ = [
     "EvschedError", "InputError", "NetworkDataError", "OptimisationError",

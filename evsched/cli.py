@@ -144,9 +144,7 @@ def _add_validate(sub) -> None:
 def _cmd_validate(args) -> int:
     from evsched.fleet import DEFAULT_STATION_BUSES
     from evsched.network import load_ieee33
-    from evsched.reservations import validate_reservations
-
-    from evsched.reservations import check_station_buses
+    from evsched.reservations import check_station_buses, validate_reservations
 
     net = load_ieee33()
     stations = DEFAULT_STATION_BUSES if args.station_buses is None else args.station_buses

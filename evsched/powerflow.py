@@ -11,9 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from evsched.frames import FlowFrames
-
 from evsched.errors import OptimisationError
+from evsched.frames import FlowFrames
 from evsched.network import Network
 
 

@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
 from hypothesis import settings
+
+import evsched
 
 # CI runs the property tests derandomised (same examples every run: no flaky red CI);
 # locally hypothesis explores new examples each run.
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
-
-import evsched
 
 
 @pytest.fixture(scope="session")

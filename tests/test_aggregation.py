@@ -8,12 +8,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evsched.aggregation import (aggregate, exact_storage_group, station_incidence,
-                                 uncontrolled_station_demand)
+from evsched.aggregation import aggregate, exact_storage_group, station_incidence, uncontrolled_station_demand
 from evsched.disaggregation import verify
 from evsched.fleet import generate_fleet
 from evsched.reservations import validate_reservations
 from evsched.sessions import build_sessions, uncontrolled_charging
+
 from ev_strategies import STATIONS, fleets, frame, good_row, random_feasible_schedules
 
 TOL = 1e-6
@@ -191,7 +191,7 @@ def test_time_sharing_keeps_the_exact_schedule_physical_under_surplus(ieee33, da
     out = compare(ieee33, fleet, p[:, None] * daily_shape, q[:, None] * daily_shape,
                   v_min_pu=0.90, v_max_pu=1.10, solver="CLARABEL", extra_devices=[pv])
     assert out["exact_not_honoured"] == 0
-    s, env = out["sessions"], out["envelopes"]
+    env = out["envelopes"]
     st = out["result_aggregated"].storage
     both = (st["p_charge_kw"] + st["p_discharge_kw"]).to_numpy().reshape(-1)
     lim = pd.DataFrame({"bus": np.repeat(env.stations, 24), "hour": np.tile(np.arange(24), len(env.stations)),

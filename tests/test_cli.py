@@ -12,6 +12,7 @@ import pytest
 from evsched.cli import main
 from evsched.paths import DATA, ROOT
 from evsched.reservations import COLUMNS
+
 from ev_strategies import good_row
 from test_reservations import BAD_CASES, IDS
 

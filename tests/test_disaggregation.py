@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from evsched.aggregation import aggregate, station_incidence
 from evsched.disaggregation import disaggregate, station_net_from_result, verify
 from evsched.sessions import build_sessions
+
 from ev_strategies import STATIONS, fleets, frame, good_row, random_feasible_schedules
 
 

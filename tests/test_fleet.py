@@ -10,12 +10,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evsched.errors import InputError
-from evsched.fleet import (DEFAULT_STATION_BUSES, FleetConfig, feeder_distance_ohm,
-                           fleet_summary, generate_fleet, nearest_station, peak_hours_from_tou,
-                           write_fleet)
+from evsched.fleet import (
+    DEFAULT_STATION_BUSES,
+    FleetConfig,
+    feeder_distance_ohm,
+    fleet_summary,
+    generate_fleet,
+    nearest_station,
+    peak_hours_from_tou,
+    write_fleet,
+)
 from evsched.paths import DATA
 from evsched.reservations import COLUMNS, validate_reservations
 from evsched.sessions import stay_hours
+
 from ev_strategies import PLACEHOLDER_TOU
 
 

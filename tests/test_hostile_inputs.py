@@ -17,9 +17,17 @@ from evsched.cli import main
 from evsched.errors import InputError, NetworkDataError
 from evsched.fleet import FleetConfig, generate_fleet, write_fleet
 from evsched.profiles import read_profiles
-from evsched.reservations import (COLUMNS, MAX_BATTERY_KWH, MAX_CHARGER_KW, MAX_ID_LENGTH,
-                                  MAX_KVA_RATIO, read_reservations, validate_reservations)
+from evsched.reservations import (
+    COLUMNS,
+    MAX_BATTERY_KWH,
+    MAX_CHARGER_KW,
+    MAX_ID_LENGTH,
+    MAX_KVA_RATIO,
+    read_reservations,
+    validate_reservations,
+)
 from evsched.sessions import build_sessions
+
 from ev_strategies import STATIONS, good_row
 
 HEADER = ",".join(COLUMNS)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from evsched.errors import InputError
 from evsched.reservations import COLUMNS, SCHEMA, validate_reservations
+
 from ev_strategies import STATIONS, good_row
 
 SRC = "bad.csv"

@@ -10,8 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evsched.errors import InputError
-from evsched.tou import (DEFAULT_RATIOS, PERIODS, blocks, check_params, classify_hours, day_ahead_tou,
-                         net_load_kw, tou_table)
+from evsched.tou import (
+    DEFAULT_RATIOS,
+    PERIODS,
+    blocks,
+    check_params,
+    classify_hours,
+    day_ahead_tou,
+    net_load_kw,
+    tou_table,
+)
 
 # Hand-made curve (kW). Worked through the rule in the module docstring by hand:
 #  * 24 distinct values; Q(0.35) lies between the 9th and 10th smallest → valley = the 9
