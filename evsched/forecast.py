@@ -279,6 +279,22 @@ def backtest(target_day, *, days: int = 60, models=MODELS, train_days: int = 56,
     return pd.concat(rows, ignore_index=True)
 
 
+def mape_pct(forecast_kw, actual_kw) -> float:
+    """Mean absolute percentage error :math:`100\\,\\mathrm{mean}|\\hat P - P|/P` [%] of
+    paired forecast and actual values (the ``mape_pct`` of :func:`backtest_metrics`)."""
+    f, a = np.asarray(forecast_kw, dtype=float), np.asarray(actual_kw, dtype=float)
+    return 100 * float((np.abs(f - a) / a).mean())
+
+
+def daily_mape(detail: pd.DataFrame) -> pd.DataFrame:
+    """MAPE of every backtest day and model (:func:`mape_pct` over the day's hours):
+    ``date, model, mape_pct``. With every day complete, its mean over the days is the
+    backtest's ``mape_pct``."""
+    rows = [{"date": d, "model": m, "mape_pct": mape_pct(g.forecast_kw, g.actual_kw)}
+            for (d, m), g in detail.groupby(["date", "model"], sort=True)]
+    return pd.DataFrame(rows, columns=["date", "model", "mape_pct"])
+
+
 def backtest_metrics(detail: pd.DataFrame) -> pd.DataFrame:
     """Per model: ``mape_pct, rmse_kw, peak_error_pct, peak_hour_error_h, n_days`` (see module)."""
     out = []
@@ -287,7 +303,7 @@ def backtest_metrics(detail: pd.DataFrame) -> pd.DataFrame:
         a = g.pivot(index="date", columns="hour", values="actual_kw").to_numpy()
         f = g.pivot(index="date", columns="hour", values="forecast_kw").to_numpy()
         out.append({"model": m,
-                    "mape_pct": 100 * float((err.abs() / g.actual_kw).mean()),
+                    "mape_pct": mape_pct(g.forecast_kw, g.actual_kw),
                     "rmse_kw": float(np.sqrt((err ** 2).mean())),
                     "peak_error_pct": 100 * float((np.abs(f.max(1) - a.max(1)) / a.max(1)).mean()),
                     "peak_hour_error_h": float(np.abs(f.argmax(1) - a.argmax(1)).mean()),

@@ -8,11 +8,25 @@ import pandas as pd
 import pytest
 
 from evsched.errors import InputError
-from evsched.forecast import (backtest, backtest_metrics, build_history, check_params, choose_model,
-                              day_ahead, day_types, default_history, error_band, forecast_bus_load,
-                              forecast_classes, forecast_renewables, public_holidays,
-                              renewable_backtest)
-from evsched.history import bus_history, build_feeder, feeder_history
+from evsched.forecast import (
+    backtest,
+    backtest_metrics,
+    build_history,
+    check_params,
+    choose_model,
+    daily_mape,
+    day_ahead,
+    day_types,
+    default_history,
+    error_band,
+    forecast_bus_load,
+    forecast_classes,
+    forecast_renewables,
+    mape_pct,
+    public_holidays,
+    renewable_backtest,
+)
+from evsched.history import build_feeder, bus_history, feeder_history
 from evsched.profiles import load_profiles
 
 TARGET = "2016-12-07"
@@ -153,6 +167,24 @@ def test_metrics_on_a_hand_made_backtest():
     assert m.peak_error_pct == pytest.approx((5.0 + 25.0) / 2)
     assert m.peak_hour_error_h == pytest.approx(1.0)
     assert m.n_days == 2
+
+
+def test_daily_mape_on_a_hand_made_backtest():
+    """MAPE per day (notebook 01's daily figure); their mean is the backtest's MAPE."""
+    rows = []
+    for day, fc in (("2016-01-04", np.full(24, 110.0)), ("2016-01-05", np.r_[np.full(12, 80.0), np.full(12, 150.0)])):
+        for model, f in (("a", fc), ("b", np.full(24, 100.0))):
+            rows.append(pd.DataFrame({"date": pd.Timestamp(day), "hour": range(24), "model": model,
+                                      "actual_kw": 100.0, "forecast_kw": f}))
+    detail = pd.concat(rows, ignore_index=True)
+    daily = daily_mape(detail).set_index(["date", "model"]).mape_pct
+    assert list(daily.index.get_level_values("model")) == ["a", "b", "a", "b"]
+    assert daily[(pd.Timestamp("2016-01-04"), "a")] == pytest.approx(10.0)
+    assert daily[(pd.Timestamp("2016-01-05"), "a")] == pytest.approx(35.0)   # (12·20 + 12·50) / 24
+    assert (daily.xs("b", level="model") == 0.0).all()
+    overall = backtest_metrics(detail).set_index("model").mape_pct
+    assert daily.groupby(level="model").mean().to_dict() == pytest.approx(overall.to_dict())
+    assert mape_pct([110.0, 90.0], [100.0, 100.0]) == pytest.approx(10.0)
 
 
 def test_backtest_table_default_day(history):
