@@ -308,14 +308,13 @@ def opf_model(cd: CaseData, reactive: bool, construction: str = "constant") -> O
     """The S2 (``reactive=False``) or S3 (``reactive=True``) model of a case: base load as
     data, PV/WT (:func:`renewable_groups`: must-take, or curtailable at a price), the EVs
     (:func:`station_group`: per EV or the station envelope), voltage band and slack voltage
-    from the case. The objective is the network loss plus, when ``case.count_converter_losses``
-    (default), the chargers' conversion losses, so that cycling energy through the batteries is
-    never free, plus the curtailment price when curtailment is on."""
-    c = cd.case
+    from the case (its :attr:`~evsched.schema.Params.opf_options`). The objective is the network
+    loss plus, when ``case.count_converter_losses`` (default), the chargers' conversion losses, so
+    that cycling energy through the batteries is never free, plus the curtailment price when
+    curtailment is on."""
     devices = renewable_groups(cd, reactive) + [station_group(cd, reactive)]
-    return OPFModel(cd.network, cd.load_p_kw, cd.load_q_kvar, devices, v_min_pu=c.v_min_pu,
-                    v_max_pu=c.v_max_pu, v_slack_pu=c.v_slack_pu, dt_h=cd.dt_h, hours=cd.hours,
-                    construction=construction, count_converter_losses=c.count_converter_losses)
+    return OPFModel(cd.network, cd.load_p_kw, cd.load_q_kvar, devices, dt_h=cd.dt_h, hours=cd.hours,
+                    construction=construction, **cd.case.opf_options.model_kwargs())
 
 
 def _from_opf(name: str, cd: CaseData, res, on_inexact: str = "raise") -> ScenarioResult:
