@@ -360,6 +360,48 @@ def _validated(values: dict, base, load_case, network, source: str, where: str):
     return case, options
 
 
+def _flat(case) -> dict:
+    if hasattr(case, "flat"):
+        return dict(case.flat())
+    d = case.model_dump(mode="json")
+    for group in ("forecast", "tou", "fleet"):
+        d.update(d.pop(group, {}) or {})
+    return d
+
+
+def _norm(v):
+    if isinstance(v, (list, dict)):
+        return json.dumps(v)
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    if _is_number(v):
+        return float(v)
+    return str(v)
+
+
+def case_parameters(sweep: Sweep, case_id: str, swept: dict | None = None,
+                    changed_from=PARAMS / "default.yaml") -> tuple[dict, dict]:
+    """``(parameters, options)`` of one case of ``sweep``, found by ``case_id`` or else by its
+    ``swept`` values (a row of ``cases.csv``: a table written before the parameter set changed
+    has other ids): its validated flat parameters (only those that differ from the parameter
+    file ``changed_from``, when given: what a parameter file for that case must list) and its
+    options (e.g. ``load_pf``)."""
+    from evsched.case import load_case
+
+    match = [c for c in sweep.cases if c.case_id == case_id]
+    if not match and swept is not None:
+        want = {k: _norm(swept[k]) for k in [*sweep.swept_keys, "day"] if k in swept}
+        match = [c for c in sweep.cases if all(_norm(c.swept.get(k)) == v for k, v in want.items())]
+    if not match:
+        raise InputError(f"{sweep.source}: no case with case_id {case_id!r} or swept values {swept!r}")
+    c = match[0]
+    mine = _flat(c.case)
+    if changed_from is not None:
+        ref = _flat(load_case(changed_from))
+        mine = {k: v for k, v in mine.items() if ref.get(k) != v}
+    return mine, {k: v for k, v in c.options.items() if v != OPTION_DEFAULTS.get(k)}
+
+
 # --------------------------------------------------------------------------- one case (a task)
 @functools.lru_cache(maxsize=1)
 def _network():

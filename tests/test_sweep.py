@@ -310,3 +310,15 @@ def test_calibration_table_counts_figures_within_tolerance():
     rows[1]["exact"] = False  # an uncertified S2 leaves its reading out
     cal = interpretations.calibration_table(pd.DataFrame(rows))
     assert not cal[cal.s2_reading == "S2"].certified.any() and cal[cal.s2_reading == "S2"]["loss S2/S1"].isna().all()
+
+
+def test_case_parameters_by_id_or_by_swept_values(tmp_path):
+    s = sweep.load_spec(write_spec(tmp_path / "c.yaml", "zip:\n  pv_buses: [[24, 30]]\n"
+                                   "grid:\n  dg_scale: [2.0]\n  load_pf: [null, 0.95]\n"))
+    plain, pf = s.cases
+    changed = {"pv_buses": [24, 30], "pv_capacity_kw": [1000.0, 1000.0], "wt_capacity_kw": [1000.0, 1000.0]}
+    assert sweep.case_parameters(s, plain.case_id) == (changed, {})
+    row = {"pv_buses": "[24, 30]", "dg_scale": 2.0, "load_pf": 0.95, "day": "2016-12-07"}  # as in cases.csv
+    assert sweep.case_parameters(s, "an-older-id", swept=row) == (changed, {"load_pf": 0.95})
+    with pytest.raises(InputError, match="no case with case_id"):
+        sweep.case_parameters(s, "an-older-id")
