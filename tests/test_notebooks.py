@@ -14,6 +14,8 @@ from evsched import run_study
 from evsched.errors import InputError
 from evsched.paths import PARAMS
 
+LECTURES = ("00_network", "01_load_forecast", "02_tou", "03_reservations", "04_scenarios", "05_visualisation")
+
 pytestmark = pytest.mark.slow
 
 
@@ -33,6 +35,17 @@ def test_every_notebook_executes(study):
                   for o in c.get("outputs", []) if o.get("output_type") == "error"]
         assert not errors, f"{nb.name}: {errors[0].get('ename')}"
         assert all(c.get("execution_count") for c in executed.cells if c.cell_type == "code" and c.source.strip())
+
+
+def test_exercise_solutions_run_with_the_study(study):
+    # the lectures' hidden solutions are ordinary code cells: they run (and assert) in every run
+    for nb in run_study.notebooks():
+        executed = nbformat.read(study / "notebooks" / nb.name, as_version=4)
+        solutions = [c for c in executed.cells if "solution" in c.metadata.get("tags", [])]
+        if nb.stem in LECTURES:
+            assert len(solutions) >= 2, f"{nb.name}: {len(solutions)} exercise solutions"
+        for c in solutions:
+            assert c.get("execution_count") and not any(o.get("output_type") == "error" for o in c.outputs), nb.name
 
 
 def test_run_is_marked_complete(study):
