@@ -151,7 +151,7 @@ def evaluate(setup: Setup, sample, eng: Engine | None = None) -> tuple[list[dict
             "n_shown": sample.n_shown, "unreachable_kwh": float(sample.unreachable_kwh.sum())}
     hind_ok = np.nan
     for pol in setup.policies:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         extra = {"max_relaxation_gap_rel": np.nan, "ac_max_voltage_mismatch_pu": np.nan, "solver_inaccurate": np.nan,
                  "mpc_fallback_steps": np.nan, "mpc_inexact_steps": np.nan, "station_deviation_kwh": np.nan}
         status, message, ev, ren, vsocp = "ok", "", None, None, None
@@ -187,6 +187,7 @@ def evaluate(setup: Setup, sample, eng: Engine | None = None) -> tuple[list[dict
                         status, message = "inexact", (f"SOCP vs AC: max |ΔV| {mism:.1e} p.u., loss "
                                                       f"{opf_loss:.3f} vs {metrics['loss_kwh']:.3f} kWh")
         wall[pol] = time.perf_counter() - t0
+        wall[f"{pol}_cpu"] = time.process_time() - c0
         if message:
             fails.append({"sample": sample.index, "policy": pol, "status": status, "message": message})
         rows.append({**base, "policy": pol, "status": status, **metrics, **extra})
@@ -196,9 +197,9 @@ def evaluate(setup: Setup, sample, eng: Engine | None = None) -> tuple[list[dict
 
 
 def _run_block(setup: Setup, indices: list[int]) -> tuple[list[dict], list[dict], list[dict], dict]:
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     eng = engine(setup)
-    build = time.perf_counter() - t0
+    build, build_cpu = time.perf_counter() - t0, time.process_time() - c0
     rows, fails, walls = [], [], []
     for i in indices:
         s = draw_sample(setup.model, setup.cd.reservations, setup.errors, i)
@@ -206,7 +207,8 @@ def _run_block(setup: Setup, indices: list[int]) -> tuple[list[dict], list[dict]
         rows += r
         fails += f
         walls.append({"sample": i, **w})
-    return rows, fails, walls, {"engine_build_s": build, **eng.timings, "pid": os.getpid()}
+    return rows, fails, walls, {"engine_build_s": build, "engine_build_cpu_s": build_cpu, **eng.timings,
+                                "pid": os.getpid()}
 
 
 @dataclass
@@ -251,13 +253,20 @@ class Pool:
 
             from dask.distributed import Client, LocalCluster
             self._stack = ExitStack()
-            tmp = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="evsched-dask-"))
-            with warnings.catch_warnings():  # "Port 8787 is already in use": no dashboard is wanted
-                warnings.filterwarnings("ignore", message="Port .* is already in use")
-                cluster = self._stack.enter_context(LocalCluster(
-                    n_workers=self.n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                    local_directory=tmp, silence_logs=logging.ERROR))
-            self.client = self._stack.enter_context(Client(cluster))
+            try:
+                tmp = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="evsched-dask-"))
+                with warnings.catch_warnings():  # "Port 8787 is already in use": no dashboard is wanted
+                    warnings.filterwarnings("ignore", message="Port .* is already in use")
+                    cluster = self._stack.enter_context(LocalCluster(
+                        n_workers=self.n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                        local_directory=tmp, silence_logs=logging.ERROR))
+                self.client = self._stack.enter_context(Client(cluster))
+            except Exception as exc:  # no processes allowed here: the same numbers, in this process
+                self._stack.close()
+                self._stack, self.client = None, None
+                print(f"evsched.uncertainty: could not start {self.n_workers} dask worker processes "
+                      f"({type(exc).__name__}: {str(exc)[:120]}); running in this process")
+                self.n_workers = 1
         return self
 
     def __exit__(self, *exc):
@@ -308,6 +317,8 @@ def run_many(setups: dict, indices: dict, n_workers: int = 1, pool: Pool | None 
             "total_s": time.perf_counter() - t0, "n_workers": pool.n_workers, "n_samples": len(mine),
             "engines": sorted({json.dumps(p[3], sort_keys=True) for p in mine}),
             "per_sample_s": {pol: float(wall[pol].mean()) for pol in setup.policies if pol in wall},
+            "per_sample_cpu_s": {pol: float(wall[f"{pol}_cpu"].mean()) for pol in setup.policies if pol in wall},
+            "cpu_s": float(sum(wall[f"{pol}_cpu"].sum() for pol in setup.policies if pol in wall)),
             **setup.timings})
     return out
 
