@@ -316,6 +316,14 @@ class ForecastErrors:
     class_actual_days: np.ndarray = None  # (D, 24, C) actual class values of the backtest days
 
 
+def check_hourly(cd) -> None:
+    """The uncertainty study works on the study's hourly day (24 steps of 1 h)."""
+    dt = float(getattr(cd, "dt_h", 1.0))
+    if dt != 1.0 or cd.T != 24:
+        raise InputError(f"evsched.uncertainty works on the hourly day (24 steps of 1 h, resolution_min = 60); "
+                         f"the case has {cd.T} steps of {dt} h")
+
+
 def forecast_errors(cd, history=None) -> ForecastErrors:
     """The :class:`ForecastErrors` of a case (:class:`evsched.case.CaseData`).
 
@@ -326,6 +334,7 @@ def forecast_errors(cd, history=None) -> ForecastErrors:
     """
     from evsched import forecast
 
+    check_hourly(cd)
     history = forecast.default_history() if history is None else history
     fc = dict(cd.case.forecast)
     target = fc.get("target_day")
@@ -453,16 +462,14 @@ def align_sessions(reserved: Sessions, actual: Sessions, shown: np.ndarray, fram
 
     kind = reserved.kind.copy()
     kind[rows] = actual.kind
-    return Sessions(
-        ev_id=reserved.ev_id, res_index=reserved.res_index, station=reserved.station, bus=reserved.bus,
-        mode=reserved.mode, kind=kind, presence=put("presence", z),
+    return dataclasses.replace(
+        reserved, kind=kind, presence=put("presence", z),
         p_charge_max_kw=put("p_charge_max_kw", z), p_discharge_max_kw=put("p_discharge_max_kw", z),
         s_max_kva=put("s_max_kva", z), energy_min_kwh=put("energy_min_kwh", z),
         energy_max_kwh=put("energy_max_kwh", z), soc_box_min_kwh=put("soc_box_min_kwh", reserved.soc_box_min_kwh),
         soc_box_max_kwh=put("soc_box_max_kwh", reserved.soc_box_max_kwh),
         target_min_kwh=put("target_min_kwh", 0.0), target_max_kwh=put("target_max_kwh", 0.0),
-        e0_kwh=put("e0_kwh", reserved.e0_kwh), eta=reserved.eta, charger_kw=reserved.charger_kw,
-        reservations=frame)
+        e0_kwh=put("e0_kwh", reserved.e0_kwh), reservations=frame)
 
 
 def realise(reservations: pd.DataFrame, show, arrival_delay_h, departure_shift_h, energy_factor):

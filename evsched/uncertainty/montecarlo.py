@@ -92,6 +92,8 @@ def prepare(cd, model: DeviationModel, errors: ForecastErrors, reactive: bool = 
     """The sample-independent part: the day-ahead plan (certified S3/S2) and, if asked, the
     robust plan sized on training samples of ``model`` (:func:`evsched.uncertainty.policies.robust_plan`)."""
     from evsched.uncertainty.acflow import RadialPowerFlow
+    from evsched.uncertainty.deviations import check_hourly
+    check_hourly(cd)
     policies = check_policies(policies)
     timings = {}
     plans = {}
@@ -339,6 +341,8 @@ def prepare_many(cd, models: dict, errors: ForecastErrors, reactive: bool = True
                  day_ahead: Plan | None = None) -> dict:
     """:func:`prepare` for several deviation models ``{label: DeviationModel}`` (one day-ahead
     plan; the robust plans computed in parallel on ``pool``)."""
+    from evsched.uncertainty.deviations import check_hourly
+    check_hourly(cd)
     policies = check_policies(policies)
     t0 = time.perf_counter()
     da = day_ahead or day_ahead_plan(cd, reactive, solver)
