@@ -1,4 +1,7 @@
-r"""Station aggregation: reservations → per-station, per-hour bounds for the optimiser.
+r"""Station aggregation: reservations → per-station, per-step bounds for the optimiser.
+
+Steps are those of the sessions (:mod:`evsched.sessions`: 24 hours or 96 quarter-hours, the
+run parameter ``resolution_min``); ``Δt`` below is their length in hours.
 
 Each station k sends the dispatch centre one flexibility profile, the sum over its sessions
 s ∈ k (:mod:`evsched.sessions`) of the individual limits:
@@ -42,7 +45,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from evsched.sessions import Sessions, per_bus_hour, uncontrolled_charging
+from evsched.sessions import Sessions, per_bus_hour, step_hours, uncontrolled_charging
 
 
 @dataclass
@@ -60,6 +63,7 @@ class StationEnvelopes:
     n_connected : (K, T) EVs plugged in (Σ presence fractions)
     n_reservations : (K,) reservations per station
     eta : (K,) station efficiency
+    dt_h : step length [h]
     """
 
     stations: np.ndarray
@@ -72,17 +76,23 @@ class StationEnvelopes:
     n_connected: np.ndarray
     n_reservations: np.ndarray
     eta: np.ndarray
+    dt_h: float = 1.0
 
     @property
     def T(self) -> int:
         return self.energy_min_kwh.shape[1]
 
+    @property
+    def hours(self) -> np.ndarray:
+        """Start hour of every step (0, 1, ... or 0, 0.25, ...)."""
+        return step_hours(self.dt_h)
+
     def frame(self) -> pd.DataFrame:
         """Tidy ``station, hour, n_connected, p_charge_max_kw, p_discharge_max_kw, s_max_kva,
-        energy_min_kwh, energy_max_kwh``."""
+        energy_min_kwh, energy_max_kwh`` (``hour`` = the step's start hour)."""
         K, T = self.energy_min_kwh.shape
         return pd.DataFrame({
-            "station": np.repeat(self.stations, T), "hour": np.tile(np.arange(T), K),
+            "station": np.repeat(self.stations, T), "hour": np.tile(self.hours, K),
             "n_connected": self.n_connected.ravel(),
             "p_charge_max_kw": self.p_charge_max_kw.ravel(),
             "p_discharge_max_kw": self.p_discharge_max_kw.ravel(),
@@ -137,7 +147,7 @@ def aggregate(sessions: Sessions, stations=None) -> StationEnvelopes:
         p_discharge_max_kw=A @ sessions.p_discharge_max_kw, s_max_kva=A @ sessions.s_max_kva,
         energy_min_kwh=A @ sessions.energy_min_kwh, energy_max_kwh=A @ sessions.energy_max_kwh,
         p_total_max_kw=A @ (sessions.charger_kw[:, None] * sessions.presence),
-        n_connected=n_conn, n_reservations=n_res, eta=eta)
+        n_connected=n_conn, n_reservations=n_res, eta=eta, dt_h=sessions.dt_h)
 
 
 def exact_storage_group(sessions: Sessions, name: str = "ev_exact", reactive: bool = False,
@@ -160,14 +170,15 @@ def exact_storage_group(sessions: Sessions, name: str = "ev_exact", reactive: bo
 
 
 def uncontrolled_station_demand(reservations: pd.DataFrame, network,
-                                target: str = "departure") -> np.ndarray:
-    """Uncontrolled ("dumb") EV demand per bus and hour [kW], (n_bus, 24) in internal bus order.
+                                target: str = "departure", dt_h: float = 1.0) -> np.ndarray:
+    """Uncontrolled ("dumb") EV demand per bus and step [kW], (n_bus, T) in internal bus order
+    (T = 24 h / ``dt_h``).
 
     Each EV charges at full power from arrival until ``soc_departure_min`` (``target=
     "departure"``) or ``soc_max`` (``"full"``) is reached, at its station's bus
     (:func:`evsched.sessions.uncontrolled_charging`); zero at buses without a station.
     """
-    p = uncontrolled_charging(reservations, target=target)
+    p = uncontrolled_charging(reservations, target=target, dt_h=dt_h)
     return per_bus_hour(p, reservations["station"].to_numpy(int), network)
 
 

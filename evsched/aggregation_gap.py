@@ -48,7 +48,7 @@ def placeholder_base_load(network):
 def compare(network, reservations, load_p_kw, load_q_kvar, stations=None, reactive: bool = False,
             v_min_pu: float | None = None, v_max_pu: float | None = None,
             v_slack_pu: float | None = None, solver: str | None = None, exact: bool = True,
-            extra_devices=(), time_sharing: bool = True, options=None) -> dict:
+            extra_devices=(), time_sharing: bool = True, options=None, dt_h: float | None = None) -> dict:
     """Solve aggregated and exact models, disaggregate, verify; return metrics and objects.
 
     ``extra_devices`` (e.g. the PV/WT :class:`~evsched.model.DeviceGroup`s of a scenario) are
@@ -62,6 +62,9 @@ def compare(network, reservations, load_p_kw, load_q_kvar, stations=None, reacti
     voltage band, slack voltage and converter-loss objective of both models, as in the
     scenarios; without it, ``v_min_pu``/``v_max_pu``/``v_slack_pu`` (others: the defaults of
     :mod:`evsched.schema`).
+
+    ``dt_h`` is the step length [h] (default: the day divided into the load's steps, 24 h / T:
+    1 h for 24 steps, 0.25 h for 96); the sessions are built on that grid.
 
     Returns
     -------
@@ -79,7 +82,8 @@ def compare(network, reservations, load_p_kw, load_q_kvar, stations=None, reacti
     from evsched.model import OPFModel
     from evsched.schema import OPFOptions
 
-    sessions = build_sessions(reservations)
+    dt_h = 24.0 / np.shape(load_p_kw)[1] if dt_h is None else float(dt_h)
+    sessions = build_sessions(reservations, dt_h=dt_h)
     env = aggregate(sessions, stations=stations)
     def without_time_sharing(group):
         return group if time_sharing else dataclasses.replace(group, p_total_max_kw=None)
@@ -91,7 +95,7 @@ def compare(network, reservations, load_p_kw, load_q_kvar, stations=None, reacti
     elif band:
         raise InputError(f"aggregation_gap.compare: {sorted(band)} given with options; the options "
                          "already set the voltage band (give one or the other)")
-    kw = dict(options.model_kwargs(), construction="constant")
+    kw = dict(options.model_kwargs(), construction="constant", dt_h=dt_h, hours=sessions.hours)
     extra = list(extra_devices)
     t0 = time.perf_counter()
     agg = OPFModel(network, load_p_kw, load_q_kvar,

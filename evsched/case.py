@@ -5,15 +5,20 @@ by notebook parameters): station, PV and wind-turbine buses, capacities, inverte
 voltage limits, target day, fleet seed. :func:`build_case` turns it into the arrays every
 scenario uses, on **one** forecast day and **one** fleet:
 
-* base load ``load_p_kw``, ``load_q_kvar`` (bus × hour) — the day-ahead forecast
+* base load ``load_p_kw``, ``load_q_kvar`` (bus × step) — the day-ahead forecast
   (:mod:`evsched.forecast`);
-* PV and WT availability ``pv_avail_kw``, ``wt_avail_kw`` (site × hour) = capacity ×
+* PV and WT availability ``pv_avail_kw``, ``wt_avail_kw`` (site × step) = capacity ×
   forecast availability per unit;
-* the TOU table ``hour, period, price_per_kwh`` (:mod:`evsched.tou`);
+* the TOU table ``hour, period, price_per_kwh`` (:mod:`evsched.tou`; whole clock hours at
+  either resolution);
 * the reservations (one row per EV, :mod:`evsched.fleet`) and each station's aggregated
   envelope (:mod:`evsched.aggregation`).
 
 The choice of buses and capacities is justified in ``data/case/README.md``.
+
+Time grid: the run parameter ``resolution_min`` (60 or 15) sets the step ``dt_h`` (1 or 0.25 h)
+and ``hours`` (0..23, or 0, 0.25, ..., 23.75: each step's start hour), shared by the forecast,
+the sessions and envelopes, the OPF (24 or 96 steps) and every result table.
 """
 from __future__ import annotations
 
@@ -108,14 +113,15 @@ class CaseData:
     ----------
     case : the validated parameters
     network : the feeder
-    hours : hour labels 0..T−1
-    load_p_kw, load_q_kvar : base load (bus × hour) in network bus order
-    pv_avail_kw, wt_avail_kw : renewable availability (site × hour) [kW]
+    hours : start hour of every step (0..23 at ``resolution_min: 60``; 0, 0.25, ..., 23.75 at 15)
+    load_p_kw, load_q_kvar : base load (bus × step) in network bus order
+    pv_avail_kw, wt_avail_kw : renewable availability (site × step) [kW]
     tou : ``hour, period, price_per_kwh``
     reservations : one row per EV (schema of :mod:`evsched.reservations`)
     stations : :class:`evsched.aggregation.StationEnvelopes` (stations sorted by bus id)
     sessions : :class:`evsched.sessions.Sessions` (one per EV, two for an overnight stay), the
         exact per-EV model's devices
+    dt_h : step length [h] (``resolution_min / 60``)
     sources : which evsched function produced each input (forecast, tou, fleet, aggregation)
     """
 
@@ -164,14 +170,15 @@ def build_case(case: Case | None = None, network: Network | None = None) -> Case
     pv_pu, wt_pu = ren.loc["pv"].to_numpy(float), ren.loc["wt"].to_numpy(float)
     tou, sources["tou"] = _tou_table(case, load_p, {"pv": pv_pu, "wt": wt_pu})
     res, sources["fleet"] = _fleet(case, network, tou)
-    sessions = build_sessions(res)
+    dt_h = case.resolution_min / 60
+    sessions = build_sessions(res, dt_h=dt_h)
     stations, sources["aggregation"] = _stations(case, sessions, len(hours))
     # per plant: its own SimBench profile (site "pv@<bus>") where the feeder has one
     pv = np.asarray(case.pv_capacity_kw, float)[:, None] * plant_availability(ren, "pv", case.pv_buses)
     wt = np.asarray(case.wt_capacity_kw, float)[:, None] * plant_availability(ren, "wt", case.wt_buses)
     return CaseData(case=case, network=network, hours=hours, load_p_kw=load_p, load_q_kvar=load_q,
                     pv_avail_kw=pv, wt_avail_kw=wt, tou=tou, reservations=res, stations=stations,
-                    sessions=sessions, sources=sources)
+                    sessions=sessions, dt_h=dt_h, sources=sources)
 
 
 # --- inputs from the forecasting (issue 3) and reservations (issue 4) modules ----------------
@@ -186,7 +193,8 @@ def _forecast_day(case: Case, network: Network):
     target = fc.target_day
     da = forecast.day_ahead(target, model=fc.forecast_model, train_days=fc.train_days,
                             renewable_window_days=fc.renewable_window_days,
-                            backtest_days=fc.backtest_days, history=feeder_history(case.network))
+                            backtest_days=fc.backtest_days, history=feeder_history(case.network),
+                            resolution_min=fc.resolution_min)
     hours = np.sort(da.load["hour"].unique())
     p = da.load.pivot(index="bus", columns="hour", values="p_kw").reindex(network.bus_ids).fillna(0.0)
     q = da.load.pivot(index="bus", columns="hour", values="q_kvar").reindex(network.bus_ids).fillna(0.0)
@@ -200,7 +208,8 @@ def _forecast_day(case: Case, network: Network):
 
 def _tou_table(case: Case, load_p, case_avail: dict):
     """TOU periods and prices of :func:`evsched.tou.tou_table` on the forecast feeder load
-    (net of ``tou_pv_kw``·a_pv + ``tou_wt_kw``·a_wt when those TOU parameters are set)."""
+    (net of ``tou_pv_kw``·a_pv + ``tou_wt_kw``·a_wt when those TOU parameters are set); a
+    15-minute curve is averaged to hours (the tariff stays in whole clock hours)."""
     from evsched import tou
     prm = tou.check_params(**case.tou)
     curve = load_p.sum(axis=0) - prm["pv_kw"] * case_avail["pv"] - prm["wt_kw"] * case_avail["wt"]
@@ -222,7 +231,7 @@ def _stations(case: Case, sessions, T: int):
     from evsched.aggregation import aggregate
     env = aggregate(sessions, stations=case.station_buses)
     if env.T != T:
-        raise InputError(f"station envelopes have {env.T} hours, the forecast day {T}")
+        raise InputError(f"station envelopes have {env.T} steps, the forecast day {T}")
     return env, "evsched.aggregation.aggregate"
 
 

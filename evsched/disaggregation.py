@@ -12,9 +12,9 @@ station aggregate), find per-session ``p_ch[s,t], p_dis[s,t] ≥ 0`` that
     \quad\text{(station tracking, deviation } d\text{)}
 
     0 ≤ p^{ch} ≤ f P^{ch},\;\; 0 ≤ p^{dis} ≤ f P^{dis},\;\; p^{ch} + p^{dis} ≤ f P
-    \quad\text{(charger rating, time-shared within an hour)}
+    \quad\text{(charger rating, time-shared within a step)}
 
-    x_s[t] = \sum_{τ≤t} (η_s p^{ch}_s[τ] − p^{dis}_s[τ]/η_s),\;\;
+    x_s[t] = \sum_{τ≤t} (η_s p^{ch}_s[τ] − p^{dis}_s[τ]/η_s)\,Δt,\;\;
     E_{floor} − E_0 ≤ x_s[t] ≤ E_{ceil} − E_0 \quad\text{(SOC limits, hard)}
 
     x_s[T−1] ≥ x^{end}_{lo,s} − u_s,\;\; x_s[T−1] ≤ x^{end}_{hi,s},\;\; u_s ≥ 0
@@ -34,9 +34,10 @@ feasible (all-zero is). Variables are (S × T) matrices: no loop over EVs.
 
 Verification (independent of the allocation and of the midnight split)
 ----------------------------------------------------------------------
-:func:`verify` rebuilds each reservation over its whole stay on an absolute 48-h grid
-(today's evening session in hours 0..23, the next morning's in 24..47), integrates the
-battery energy from ``E_a`` and checks: powers ≥ 0, ``p_ch + p_dis ≤ f·P`` (zero when not
+:func:`verify` rebuilds each reservation over its whole stay on an absolute 48-h grid of the
+sessions' steps (``Δt`` = 1 h or 15 min; today's evening session in the first 24 h, the next
+morning's in the second), integrates the battery energy ``E_a + Σ (η p_ch − p_dis/η)·Δt``
+and checks: powers ≥ 0, ``p_ch + p_dis ≤ f·P`` (zero when not
 plugged in), direction allowed by ``mode``, ``E_floor ≤ E ≤ E_ceil`` at every step end of the
 stay, and ``E ≥ soc_departure_min·B`` on departure. An EV failing any check is *not honoured*.
 """
@@ -55,7 +56,7 @@ import scipy.sparse as sp
 
 from evsched.aggregation import station_incidence
 from evsched.errors import OptimisationError
-from evsched.sessions import T_HOURS, Sessions, _energies, stay_presence
+from evsched.sessions import T_HOURS, Sessions, _energies, stay_presence, step_hours
 
 W_TRACK, W_SHORT, EPS = 10.0, 1.0, 1e-4
 TOL_KW, TOL_KWH = 1e-4, 1e-3
@@ -97,12 +98,13 @@ class Disaggregation:
         return self.report[~self.report["honoured"]].reset_index(drop=True)
 
     def schedule(self) -> pd.DataFrame:
-        """Tidy ``ev_id, kind, station, hour, p_charge_kw, p_discharge_kw, p_kw``."""
+        """Tidy ``ev_id, kind, station, hour, p_charge_kw, p_discharge_kw, p_kw`` (``hour`` =
+        the step's start hour)."""
         s = self.sessions
         S, T = self.p_charge_kw.shape
         return pd.DataFrame({
             "ev_id": np.repeat(s.ev_id, T), "kind": np.repeat(s.kind, T),
-            "station": np.repeat(s.station, T), "hour": np.tile(np.arange(T), S),
+            "station": np.repeat(s.station, T), "hour": np.tile(step_hours(s.dt_h), S),
             "p_charge_kw": self.p_charge_kw.ravel(), "p_discharge_kw": self.p_discharge_kw.ravel(),
             "p_kw": (self.p_charge_kw - self.p_discharge_kw).ravel()})
 
@@ -110,7 +112,7 @@ class Disaggregation:
         """Tidy ``station, hour, deviation_kw``."""
         K, T = self.deviation_kw.shape
         return pd.DataFrame({"station": np.repeat(self.stations, T),
-                             "hour": np.tile(np.arange(T), K),
+                             "hour": np.tile(step_hours(self.sessions.dt_h), K),
                              "deviation_kw": self.deviation_kw.ravel()})
 
 
@@ -162,7 +164,7 @@ def disaggregate(sessions: Sessions, station_net_kw, stations, priority: str = "
     pc, pdis = cp.Variable((S, T), nonneg=True), cp.Variable((S, T), nonneg=True)
     short = cp.Variable(S, nonneg=True)
     eta = sessions.eta[:, None]
-    x = cp.cumsum(cp.multiply(eta, pc) - cp.multiply(1 / eta, pdis), axis=1)
+    x = cp.cumsum(cp.multiply(eta * sessions.dt_h, pc) - cp.multiply(sessions.dt_h / eta, pdis), axis=1)
     dev = A @ (pc - pdis) - P
     rating = sessions.charger_kw[:, None] * sessions.presence
     # an evening session may end below its midnight handover energy; the deficit is carried
@@ -204,9 +206,9 @@ def verify(sessions: Sessions, p_charge_kw, p_discharge_kw, tol_kw: float = TOL_
     fractions), ``reason`` naming the first failed check ('' when honoured).
     """
     r = sessions.reservations
-    N, T = len(r), T_HOURS
+    N, T, dt = len(r), sessions.T, float(sessions.dt_h)
     pc, pdis = np.asarray(p_charge_kw, float), np.asarray(p_discharge_kw, float)
-    # rebuild (N, 48): first session → hours 0..23, morning session → 24..47
+    # rebuild (N, 2T): first session → today's steps, morning session → the next day's
     pc48, pd48 = np.zeros((N, 2 * T)), np.zeros((N, 2 * T))
     first = sessions.kind != "morning"
     pc48[sessions.res_index[first], :T] = pc[first]
@@ -215,12 +217,12 @@ def verify(sessions: Sessions, p_charge_kw, p_discharge_kw, tol_kw: float = TOL_
     pc48[sessions.res_index[mor], T:] = pc[mor]
     pd48[sessions.res_index[mor], T:] = pdis[mor]
 
-    F = stay_presence(r)
+    F = stay_presence(r, 2 * T_HOURS, dt)
     B, e_a, e_dep, e_floor, e_ceil = _energies(r)
     mode = r["mode"].to_numpy(str)
     P = r["charger_kw"].to_numpy(float)
     eta = r["efficiency"].to_numpy(float)
-    E = e_a[:, None] + np.cumsum(eta[:, None] * pc48 - pd48 / eta[:, None], axis=1)
+    E = e_a[:, None] + np.cumsum(eta[:, None] * pc48 - pd48 / eta[:, None], axis=1) * dt
     # the stay's step ends: from the arrival step to the departure step
     in_stay = np.cumsum(F, axis=1) > 0
     neg = (pc48 < -tol_kw) | (pd48 < -tol_kw)

@@ -4,7 +4,9 @@ Every builder takes ``{name: ScenarioResult}`` (or one result) and returns a
 ``plotly.graph_objects.Figure``; nothing here computes model results. Conventions of every
 figure: one style per scenario (:data:`SCENARIO_STYLE`: S2 dashed on top of a wide S3, so
 they stay distinguishable where they coincide), one TOU colour scheme (:data:`TOU_COLORS`),
-units in every hover, the white template.
+units in every hover, the white template. Time axes are in hours: a step is drawn at its
+start hour (0, 1, ... or 0, 0.25, ... at ``resolution_min: 15``) and hovers name it as a clock
+time (:func:`clock`: ``18:00``, ``18:15``); the TOU tariff is in whole clock hours.
 
 Output folders — batch and interactive runs never share one:
 
@@ -278,6 +280,24 @@ def _legendrank(name: str) -> int:
     return 100 + list(SCENARIO_STYLE).index(name) if name in SCENARIO_STYLE else 200
 
 
+def clock(hour) -> str:
+    """A step's start hour as clock time: ``9`` → ``'9:00'``, ``18.25`` → ``'18:15'``."""
+    minutes = int(round(float(hour) * 60))
+    return f"{minutes // 60}:{minutes % 60:02d}"
+
+
+def _clocks(hours) -> list[str]:
+    """:func:`clock` of every value (hover ``customdata``)."""
+    return [clock(h) for h in np.asarray(hours, dtype=float)]
+
+
+def _step_h(results) -> float:
+    """Step length [h] of one result or a dict of results (``dt_h``, else from the hours)."""
+    r = next(iter(results.values())) if isinstance(results, dict) else results
+    dt = getattr(r, "dt_h", None)
+    return float(dt) if dt else metrics.step_length_h(r.dispatch["hour"])
+
+
 def tou_blocks(tou: pd.DataFrame) -> list[tuple[int, int, str]]:
     """Contiguous ``(start_hour, end_hour_exclusive, period)`` blocks of a TOU table."""
     t = tou.sort_values("hour")
@@ -297,14 +317,16 @@ def _tou_label(period: str) -> str:
     return "TOU " + period.replace("_", " ")
 
 
-def _add_tou_shading(fig: go.Figure, tou: pd.DataFrame | None, row=None, col=None) -> None:
-    """Shade every TOU block (flat included) and add one legend entry per period present."""
+def _add_tou_shading(fig: go.Figure, tou: pd.DataFrame | None, row=None, col=None,
+                     dt_h: float = 1.0) -> None:
+    """Shade every TOU block (flat included) and add one legend entry per period present; a
+    block of clock hours [a, b) covers the steps drawn at a, ..., b − Δt (centred on them)."""
     if tou is None:
         return
     kw = dict(row=row, col=col) if row is not None else {}
     present = set()
     for a, b, p in tou_blocks(tou):
-        fig.add_vrect(x0=a - 0.5, x1=b - 0.5, fillcolor=TOU_COLORS.get(p, "#eee"),
+        fig.add_vrect(x0=a - dt_h / 2, x1=b - dt_h / 2, fillcolor=TOU_COLORS.get(p, "#eee"),
                       opacity=0.12 if p == "flat" else 0.25, line_width=0, layer="below", **kw)
         present.add(p)
     for k, p in enumerate(q for q in TOU_ORDER if q in present):
@@ -314,16 +336,18 @@ def _add_tou_shading(fig: go.Figure, tou: pd.DataFrame | None, row=None, col=Non
                                  hoverinfo="skip", showlegend=True, legendrank=k + 1), **kw)
 
 
-def peak_hour(results, reference: str = "S1") -> int:
-    """Hour of the maximum equivalent load without the EVs (base load − PV − WT, i.e. S1's
-    P_eq) of ``reference`` (the first scenario if absent); ``results`` may be one result."""
+def peak_hour(results, reference: str = "S1") -> int | float:
+    """Hour (the start of the step, e.g. 18 or 18.25) of the maximum equivalent load without
+    the EVs (base load − PV − WT, i.e. S1's P_eq) of ``reference`` (the first scenario if
+    absent); ``results`` may be one result."""
     if isinstance(results, dict):
         r = results.get(reference) or next(iter(results.values()))
     else:
         r = results
     d = r.dispatch
     no_ev = d[d["device"] != "ev_station"] if "device" in d else d
-    return int(metrics.equivalent_load(no_ev).idxmax())
+    h = float(metrics.equivalent_load(no_ev).idxmax())
+    return int(h) if h.is_integer() else h
 
 
 # --- figures ---------------------------------------------------------------------------------
@@ -332,8 +356,10 @@ def tou_figure(table: pd.DataFrame, curve, title: str = "TOU periods on the fore
     """The TOU table on the curve it was derived from: one bar per hour coloured by period
     (:data:`TOU_COLORS`), the price as a step line on a right axis with round ticks whose
     grid lines coincide with the load axis's."""
+    from evsched.tou import hourly_curve
+
     t = table.sort_values("hour").reset_index(drop=True)
-    load = np.asarray(curve, dtype=float)
+    load = hourly_curve(curve)  # a 15-minute curve is shown as its hourly means (the tariff's hours)
     fig = go.Figure()
     for k, period in enumerate(TOU_ORDER):
         sel = (t.period == period).to_numpy()
@@ -361,15 +387,16 @@ def tou_figure(table: pd.DataFrame, curve, title: str = "TOU periods on the fore
 def equivalent_load_figure(results: dict, tou: pd.DataFrame | None = None) -> go.Figure:
     """Equivalent load ``P_eq(t)`` of every scenario on one chart, TOU periods shaded."""
     fig = go.Figure()
-    _add_tou_shading(fig, tou)
+    dt = _step_h(results)
+    _add_tou_shading(fig, tou, dt_h=dt)
     for name, r in results.items():
         p = metrics.equivalent_load(r.dispatch)
         fig.add_trace(go.Scatter(x=p.index, y=p.values, mode="lines+markers", name=name,
                                  line=_line(name), marker=_marker(name), zorder=_style(name)["zorder"],
-                                 legendrank=_legendrank(name),
-                                 hovertemplate=name + " %{x}:00 · %{y:.0f} kW<extra></extra>"))
+                                 legendrank=_legendrank(name), customdata=_clocks(p.index),
+                                 hovertemplate=name + " %{customdata} · %{y:.0f} kW<extra></extra>"))
     fig.update_layout(title="Equivalent load P_eq(t) = base load + EV charging − EV discharging − PV − WT",
-                      xaxis=dict(title="hour", dtick=2, range=[-0.5, 23.5]), yaxis_title="P_eq [kW]",
+                      xaxis=dict(title="hour", dtick=2, range=[-dt / 2, 24 - dt / 2]), yaxis_title="P_eq [kW]",
                       height=460, template=TEMPLATE, legend=dict(orientation="h", y=-0.2))
     return fig
 
@@ -385,7 +412,8 @@ def voltage_heatmaps(results: dict, v_min_pu: float = 0.95, v_max_pu: float = 1.
         v = results[name].voltages.pivot(index="bus", columns="hour", values="v_pu")
         fig.add_trace(go.Heatmap(z=v.values, x=v.columns, y=v.index, zmin=lo, zmax=hi,
                                  colorscale="RdBu", coloraxis="coloraxis",
-                                 hovertemplate=name + " bus %{y}, %{x}:00 · %{z:.4f} p.u.<extra></extra>"),
+                                 customdata=np.tile(np.array(_clocks(v.columns), dtype=object), (len(v.index), 1)),
+                                 hovertemplate=name + " bus %{y}, %{customdata} · %{z:.4f} p.u.<extra></extra>"),
                       row=1, col=j)
         for lim in (v_min_pu, v_max_pu):
             if v.values.min() <= lim <= v.values.max():
@@ -434,7 +462,7 @@ def voltage_profile_figure(results: dict, network, hour: int | None = None,
             fig.update_xaxes(title_text="bus (in path order)", row=row, col=col)
     fig.update_yaxes(range=list(V_SCALE), dtick=0.02)
     fig.update_xaxes(type="category")
-    fig.update_layout(title=f"Voltage along the feeder at the peak hour ({hour}:00); red dotted: limits",
+    fig.update_layout(title=f"Voltage along the feeder at the peak hour ({clock(hour)}); red dotted: limits",
                       height=300 * nrow + 120, template=TEMPLATE, margin=dict(t=110),
                       legend=dict(orientation="h", y=0.99, yanchor="top", x=1, xanchor="right",
                                   yref="container"))
@@ -447,7 +475,7 @@ def _device_info(dispatch: pd.DataFrame, device: str, hour: int) -> dict:
     for bus, g in d.groupby("bus"):
         at = g[g.hour == hour]
         p, q = float(at.p_kw.sum()), float(at.q_kvar.sum())
-        out[bus] = (f"at {hour}:00: P {p:.0f} kW, Q {q:.0f} kvar<br>"
+        out[bus] = (f"at {clock(hour)}: P {p:.0f} kW, Q {q:.0f} kvar<br>"
                     f"day: P {g.p_kw.min():.0f} … {g.p_kw.max():.0f} kW (load convention)")
     return out
 
@@ -470,10 +498,10 @@ def network_voltage_map(result, network, title: str | None = None, hour: int | N
             info[label] = _device_info(result.dispatch, dev, hour)
     fig = network_map(network, v[hour], value_label="V [p.u.]", colorscale="RdBu", cmin=lo, cmax=hi,
                       unit="p.u.", value_format=".4f", highlight=highlight, highlight_info=info,
-                      title=title or f"{result.name}: bus voltages at {hour}:00 (slider: hour)")
+                      title=title or f"{result.name}: bus voltages at {clock(hour)} (slider: hour)")
     bus_trace = next(i for i, t in enumerate(fig.data) if t.name == "bus")
     ids = list(network.bus_ids)  # the bus trace's point order (network_map draws buses in this order)
-    steps = [dict(method="restyle", label=str(h),
+    steps = [dict(method="restyle", label=str(h) if float(h).is_integer() else clock(h),
                   args=[{"marker.color": [v[h].reindex(ids).to_numpy()]}, [bus_trace]]) for h in hours]
     fig.update_layout(sliders=[dict(active=hours.index(hour), currentvalue=dict(prefix="hour "),
                                     steps=steps, pad=dict(t=10), y=0, yanchor="top")],
@@ -500,11 +528,12 @@ def station_power_figure(results: dict) -> go.Figure:
             common = dict(mode="lines+markers", legendgroup=name, line=_line(name, width=min(_style(name)["width"], 4)),
                           marker=dict(_marker(name), size=_style(name)["marker_size"] - 2),
                           zorder=_style(name)["zorder"], legendrank=_legendrank(name))
+            common["customdata"] = _clocks(g.hour)
             fig.add_trace(go.Scatter(x=g.hour, y=g.p_kw, name=name, showlegend=k == 0,
-                                     hovertemplate=f"{name} station {bus}, %{{x}}:00 · P %{{y:.0f}} kW<extra></extra>",
+                                     hovertemplate=f"{name} station {bus}, %{{customdata}} · P %{{y:.0f}} kW<extra></extra>",
                                      **common), row=1, col=k + 1)
             fig.add_trace(go.Scatter(x=g.hour, y=g.q_kvar, name=name, showlegend=False,
-                                     hovertemplate=f"{name} station {bus}, %{{x}}:00 · Q %{{y:.0f}} kvar<extra></extra>",
+                                     hovertemplate=f"{name} station {bus}, %{{customdata}} · Q %{{y:.0f}} kvar<extra></extra>",
                                      **common), row=2, col=k + 1)
     fig.update_xaxes(title_text="hour", dtick=4, row=2)
     fig.update_yaxes(title_text="P [kW] (+ charging)", row=1, col=1)
@@ -527,11 +556,12 @@ def renewable_power_figure(result) -> go.Figure:
             c = palette[dev][k % 2]
             label = f"{dev.upper()} bus {bus}"
             fig.add_trace(go.Scatter(x=g.hour, y=g.p_kw, name=label, legendgroup=f"{dev}{bus}",
-                                     line=dict(color=c), hovertemplate=label + ", %{x}:00 · P %{y:.0f} kW<extra></extra>"),
+                                     line=dict(color=c), customdata=_clocks(g.hour),
+                                     hovertemplate=label + ", %{customdata} · P %{y:.0f} kW<extra></extra>"),
                           row=1, col=1)
             fig.add_trace(go.Scatter(x=g.hour, y=g.q_kvar, name=label, showlegend=False, legendgroup=f"{dev}{bus}",
-                                     line=dict(color=c, dash="dot"),
-                                     hovertemplate=label + ", %{x}:00 · Q %{y:.0f} kvar<extra></extra>"),
+                                     line=dict(color=c, dash="dot"), customdata=_clocks(g.hour),
+                                     hovertemplate=label + ", %{customdata} · Q %{y:.0f} kvar<extra></extra>"),
                           row=2, col=1)
     fig.update_xaxes(title_text="hour", dtick=2, row=2, col=1)
     fig.update_yaxes(title_text="P [kW]", row=1, col=1)
@@ -541,16 +571,19 @@ def renewable_power_figure(result) -> go.Figure:
 
 
 def losses_figure(results: dict) -> go.Figure:
-    """Active loss per hour [kW] of every scenario (its area is ζ in kWh)."""
+    """Active loss per step [kW] of every scenario (its area is ζ in kWh: Σ loss · Δt)."""
     fig = go.Figure()
     for name, r in results.items():
         lp = metrics.loss_per_hour(r.branches)
         fig.add_trace(go.Scatter(x=lp.index, y=lp.values, mode="lines+markers",
-                                 name=f"{name} (ζ = {lp.sum() * r.dt_h:.0f} kWh)",
+                                 name=f"{name} (ζ = {metrics.energy_kwh(lp, r.dt_h):.0f} kWh)",
                                  line=_line(name, width=min(_style(name)["width"], 4)), marker=_marker(name),
                                  zorder=_style(name)["zorder"], legendrank=_legendrank(name),
-                                 hovertemplate=name + " %{x}:00 · loss %{y:.1f} kW<extra></extra>"))
-    fig.update_layout(title="Network losses per hour", xaxis=dict(title="hour", dtick=2),
+                                 customdata=_clocks(lp.index),
+                                 hovertemplate=name + " %{customdata} · loss %{y:.1f} kW<extra></extra>"))
+    dt = _step_h(results)
+    step = "hour" if dt == 1 else f"{round(dt * 60)}-minute step"
+    fig.update_layout(title=f"Network losses per {step}", xaxis=dict(title="hour", dtick=2),
                       yaxis_title="loss [kW]", height=420, template=TEMPLATE)
     return fig
 

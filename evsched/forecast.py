@@ -30,6 +30,25 @@ Renewables: availability [p.u. of installed kW] is forecast as the mean of the s
 over the last ``window_days`` days (``window_days = 1`` is persistence). Without a weather
 forecast this is the honest statistical baseline; its backtest error is reported.
 
+15-minute forecasts (``resolution_min=15``)
+------------------------------------------
+The models above forecast **hourly** values (the backtest, TOU and every hourly number are
+unchanged); the 96 quarter-hours are derived so that **their mean over each hour is exactly
+the hourly forecast** (energy-consistent, tested):
+
+* load classes: :math:`\\hat x_c(h, q) = \\hat x_c(h)\\, S_c(h, q) / \\bar S_c(h)` with
+  :math:`S_c` the mean 15-minute profile of the shape days (:func:`shape_days`: the
+  :data:`SHAPE_DAYS` latest days of the target's day type in the :data:`SHAPE_LOOKBACK_DAYS`
+  days before it) and :math:`\\bar S_c(h)` its mean over hour h (:func:`intra_hour`). Where
+  :math:`\\bar S_c(h) \\approx 0` or the profile is negative in that hour, the deviation is
+  added instead, :math:`\\hat x_c(h) + S_c(h, q) - \\bar S_c(h)`. Non-negative classes stay
+  non-negative;
+* renewables: the mean of the same quarter-hour over the last ``window_days`` days (the mean
+  of means: exactly the hourly forecast over each hour). A history without 15-minute
+  renewables repeats the hourly value.
+
+Only days before the target day are read (the same no-peeking rule).
+
 No peeking
 ----------
 Every forecast function receives the history *sliced* to the days before the target day
@@ -54,13 +73,18 @@ from sklearn.linear_model import Ridge
 from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
 from evsched.errors import input_error
-from evsched.history import Feeder, build_feeder, renewable_history
+from evsched.history import Feeder, build_feeder, hourly, renewable_history
 from evsched.schema import defaults as _schema_defaults
+from evsched.sessions import step_hours
 
 MODELS = ("seasonal_naive", "ridge")
 LAG_DAYS = 14          # days of history the features of one training day may look back
 RIDGE_ALPHA = 1.0
 HOURS = np.arange(24)
+SHAPE_DAYS = 4
+"""Days whose mean 15-minute profile shapes the quarter-hours of a forecast hour."""
+SHAPE_LOOKBACK_DAYS = 28
+"""The shape days are the latest days of the target's day type within this many days."""
 PARAM_SOURCE = "notebook parameters"
 _D = _schema_defaults("forecast")
 
@@ -117,6 +141,9 @@ class History:
     classes, sites : names along the last axes
     day_type : ndarray (day,) from :func:`day_types`
     feeder : the :class:`~evsched.history.Feeder` mapping classes to buses
+    load_15min : ndarray (day, 96, class) of the 15-minute class profiles (hourly means =
+        ``load``), None if the history has no 15-minute data
+    renewables_15min : ndarray (day, 96, site) 15-minute availability, or None
     """
 
     dates: pd.DatetimeIndex
@@ -126,6 +153,8 @@ class History:
     sites: list
     day_type: np.ndarray
     feeder: Feeder
+    load_15min: np.ndarray | None = None
+    renewables_15min: np.ndarray | None = None
 
     def index_of(self, target_day, *, need_days: int = 0, what: str = "") -> int:
         """Index of ``target_day``; error if outside the history or fewer than ``need_days``
@@ -150,14 +179,42 @@ class History:
 
     def days_before(self, d: int) -> "History":
         """The history truncated to the days strictly before index ``d`` (no target day)."""
+        cut = (lambda a: None if a is None else a[:d])
         return History(self.dates[:d], self.load[:d], self.renewables[:d], self.classes, self.sites,
-                       self.day_type[:d], self.feeder)
+                       self.day_type[:d], self.feeder, cut(self.load_15min), cut(self.renewables_15min))
 
 
-def build_history(feeder: Feeder | None = None, renewables: pd.DataFrame | None = None) -> History:
-    """Arrange the feeder's hourly class profiles and hourly renewables as day × hour arrays."""
+def _is_15min(frame: pd.DataFrame) -> bool:
+    idx = frame.index
+    return isinstance(idx, pd.DatetimeIndex) and len(idx) > 1 and idx[1] - idx[0] == pd.Timedelta("15min")
+
+
+def _quarters(frame: pd.DataFrame | None, index: pd.DatetimeIndex, n: int,
+              columns=None) -> np.ndarray | None:
+    """A 15-minute frame on the days of an hourly ``index`` as (day, 96, column), or None."""
+    if frame is None or not _is_15min(frame) or (columns is not None and set(columns) - set(frame.columns)):
+        return None
+    q = pd.date_range(index[0], periods=n * 96, freq="15min", tz=index.tz)
+    vals = frame.reindex(q)[list(frame.columns if columns is None else columns)]
+    return None if vals.isna().to_numpy().any() else vals.to_numpy().reshape(n, 96, -1)
+
+
+def build_history(feeder: Feeder | None = None, renewables: pd.DataFrame | None = None,
+                  renewables_15min: pd.DataFrame | None = None) -> History:
+    """Arrange the feeder's class profiles and the renewables as day × hour arrays (and day ×
+    quarter-hour arrays for 15-minute forecasts).
+
+    ``renewables`` may be hourly or 15-minute (then its hourly means are used for the hourly
+    arrays); ``renewables_15min`` gives the 15-minute availability beside an hourly frame.
+    Default: the extract's renewables at 15 minutes.
+    """
     feeder = build_feeder() if feeder is None else feeder
-    renewables = renewable_history() if renewables is None else renewables
+    if renewables is None and renewables_15min is None:
+        renewables_15min = renewable_history(resolution="15min")
+    if renewables is not None and renewables_15min is None and _is_15min(renewables):
+        renewables_15min = renewables
+    if renewables is None or _is_15min(renewables):
+        renewables = hourly(renewables_15min)
     xh = feeder.class_hourly
     n = len(xh) // 24
     if n * 24 != len(xh) or xh.index[0].hour != 0:
@@ -165,9 +222,12 @@ def build_history(feeder: Feeder | None = None, renewables: pd.DataFrame | None 
                           "the hourly history must consist of whole days starting at 00:00")
     dates = pd.DatetimeIndex(xh.index[::24]).normalize()
     ren = renewables.reindex(xh.index)
+    ren15 = _quarters(renewables_15min, xh.index, n, list(renewables.columns))
     return History(dates=dates, load=xh.to_numpy().reshape(n, 24, -1),
                    renewables=ren.to_numpy().reshape(n, 24, -1), classes=list(xh.columns),
-                   sites=list(renewables.columns), day_type=day_types(dates), feeder=feeder)
+                   sites=list(renewables.columns), day_type=day_types(dates), feeder=feeder,
+                   load_15min=_quarters(feeder.class_15min, xh.index, n, list(xh.columns)),
+                   renewables_15min=ren15)
 
 
 @functools.lru_cache(maxsize=1)
@@ -252,6 +312,65 @@ def forecast_classes(history: History, target_day, model: str = "ridge", train_d
 
 def _renewable_forecast(past: np.ndarray, window_days: int) -> np.ndarray:
     return past[-window_days:].mean(axis=0)
+
+
+# --------------------------------------------------------------------------- 15 minutes
+def steps_per_hour(resolution_min: int) -> int:
+    """4 at ``resolution_min = 15``, 1 at 60 (the values :mod:`evsched.schema` allows)."""
+    if resolution_min not in (60, 15):
+        raise input_error(PARAM_SOURCE, "forecast", "resolution_min", resolution_min, "must be one of 60, 15")
+    return 60 // int(resolution_min)
+
+
+def shape_days(day_type: np.ndarray, d: int) -> np.ndarray:
+    """Indices of the days whose mean 15-minute profile shapes day ``d``'s quarter-hours: the
+    :data:`SHAPE_DAYS` latest days of ``d``'s day type among the :data:`SHAPE_LOOKBACK_DAYS`
+    days before it (else the 7 days before it). Only days before ``d``."""
+    past = np.arange(max(0, d - SHAPE_LOOKBACK_DAYS), d)
+    same = past[day_type[past] == day_type[d]][-SHAPE_DAYS:]
+    return same if len(same) else np.arange(max(0, d - 7), d)
+
+
+def intra_hour(hourly_values: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    """Quarter-hour values (24·n × k) whose mean over each hour is ``hourly_values`` (24 × k),
+    shaped by ``shape`` (24·n × k, e.g. a mean 15-minute profile): multiplicative where the
+    shape's hourly mean is positive and the shape non-negative in that hour, additive
+    (``+ shape − its hourly mean``) elsewhere (see the module docstring)."""
+    h = np.asarray(hourly_values, dtype=float)
+    k = h.shape[1]
+    n = shape.shape[0] // 24
+    s = np.asarray(shape, dtype=float).reshape(24, n, k)
+    mean = s.mean(axis=1, keepdims=True)
+    size = np.maximum(np.abs(s).max(axis=(0, 1), keepdims=True), 1e-300)
+    mult = (mean > 1e-9 * size) & (s >= 0).all(axis=1, keepdims=True)
+    ratio = np.where(mult, s / np.where(mult, mean, 1.0), 1.0)
+    out = h[:, None, :] * ratio + np.where(mult, 0.0, s - mean)
+    return out.reshape(24 * n, k)
+
+
+def _class_forecast_at(history: History, target_day, model: str, train_days: int,
+                       resolution_min: int) -> np.ndarray:
+    """Class forecast (steps × class) at ``resolution_min``: the hourly forecast, with the
+    intra-hour shape of :func:`shape_days` at 15 minutes."""
+    fc = forecast_classes(history, target_day, model, train_days)
+    n = steps_per_hour(resolution_min)
+    if n == 1:
+        return fc
+    if history.load_15min is None:
+        raise input_error(PARAM_SOURCE, "forecast", "resolution_min", resolution_min,
+                          "this history has no 15-minute load profiles")
+    d = history.index_of(target_day)
+    return intra_hour(fc, history.load_15min[shape_days(history.day_type, d)].mean(axis=0))
+
+
+def _renewable_forecast_at(history: History, d: int, window_days: int, resolution_min: int) -> np.ndarray:
+    """Renewable forecast (steps × site) for day index ``d`` from the days before it."""
+    n = steps_per_hour(resolution_min)
+    if n == 1:
+        return _renewable_forecast(history.days_before(d).renewables, window_days)
+    if history.renewables_15min is None:  # no 15-minute renewables: the hour's value repeated
+        return np.repeat(_renewable_forecast(history.days_before(d).renewables, window_days), n, axis=0)
+    return _renewable_forecast(history.renewables_15min[:d], window_days)
 
 
 # --------------------------------------------------------------------------- backtest
@@ -346,10 +465,13 @@ def renewable_backtest(target_day, *, days: int = 60, windows=(1, 7), history: H
 
 # --------------------------------------------------------------------------- hand-off
 def forecast_bus_load(target_day, model: str = "ridge", train_days: int = 56,
-                      history: History | None = None) -> pd.DataFrame:
-    """Tomorrow's hourly bus load: tidy ``hour, bus, p_kw, q_kvar`` (buses 1..33, load convention)."""
+                      history: History | None = None, resolution_min: int = 60) -> pd.DataFrame:
+    """Tomorrow's bus load: tidy ``hour, bus, p_kw, q_kvar`` (buses 1..33, load convention),
+    hourly or at 15 minutes (``hour`` = the step's start: 0, 0.25, ...; the mean of the four
+    quarter-hours of an hour is the hourly forecast)."""
     history = default_history() if history is None else history
-    x = pd.DataFrame(forecast_classes(history, target_day, model, train_days), columns=history.classes)
+    x = pd.DataFrame(_class_forecast_at(history, target_day, model, train_days, resolution_min),
+                     columns=history.classes, index=step_hours(resolution_min / 60))
     p, q = history.feeder.bus_load(x)
     out = p.stack().rename("p_kw").to_frame()
     out["q_kvar"] = q.stack().to_numpy()
@@ -357,25 +479,35 @@ def forecast_bus_load(target_day, model: str = "ridge", train_days: int = 56,
     return out.reset_index()
 
 
-def forecast_renewables(target_day, window_days: int = 7, history: History | None = None) -> pd.DataFrame:
-    """Tomorrow's hourly availability per site: tidy ``hour, site, availability_pu`` in [0, 1]."""
+def forecast_renewables(target_day, window_days: int = 7, history: History | None = None,
+                        resolution_min: int = 60) -> pd.DataFrame:
+    """Tomorrow's availability per site and step: tidy ``hour, site, availability_pu`` in [0, 1]
+    (hourly, or at 15 minutes: the mean of the same quarter-hour over the window)."""
     history = default_history() if history is None else history
     d = history.index_of(target_day, need_days=window_days,
                          what=f"the renewable forecast (window_days={window_days})")
-    fc = _renewable_forecast(history.days_before(d).renewables, window_days)
-    df = pd.DataFrame(fc, columns=history.sites)
+    fc = _renewable_forecast_at(history, d, window_days, resolution_min)
+    df = pd.DataFrame(fc, columns=history.sites, index=step_hours(resolution_min / 60))
     df.index.name = "hour"
     return df.stack().rename("availability_pu").rename_axis(["hour", "site"]).reset_index()
 
 
-def actual_day(target_day, history: History | None = None) -> dict:
+def actual_day(target_day, history: History | None = None, resolution_min: int = 60) -> dict:
     """The realised values of a day (for evaluation plots only, never for forecasting):
-    ``{'feeder': hour, p_kw, q_kvar; 'renewables': hour, site, availability_pu}``."""
+    ``{'feeder': hour, p_kw, q_kvar; 'renewables': hour, site, availability_pu}``, hourly or
+    at 15 minutes."""
     history = default_history() if history is None else history
     d = history.index_of(target_day)
-    x = pd.DataFrame(history.load[d], columns=history.classes)
+    hours = step_hours(resolution_min / 60)
+    quarter = steps_per_hour(resolution_min) > 1
+    load = history.load_15min if quarter else history.load
+    ren_d = history.renewables_15min if quarter else history.renewables
+    if load is None or ren_d is None:
+        raise input_error(PARAM_SOURCE, "forecast", "resolution_min", resolution_min,
+                          "this history has no 15-minute profiles")
+    x = pd.DataFrame(load[d], columns=history.classes, index=hours)
     feeder = history.feeder.feeder_load(x).rename_axis("hour").reset_index()
-    ren = pd.DataFrame(history.renewables[d], columns=history.sites).rename_axis("hour")
+    ren = pd.DataFrame(ren_d[d], columns=history.sites, index=hours).rename_axis("hour")
     ren = ren.stack().rename("availability_pu").rename_axis(["hour", "site"]).reset_index()
     return {"feeder": feeder, "renewables": ren}
 
@@ -393,18 +525,21 @@ class DayAhead:
 
 def day_ahead(target_day, model: str = _D["forecast_model"], train_days: int = _D["train_days"],
               renewable_window_days: int = _D["renewable_window_days"],
-              backtest_days: int = _D["backtest_days"], history: History | None = None) -> DayAhead:
-    """One call for the scenarios: bus load, feeder totals and renewable availability.
+              backtest_days: int = _D["backtest_days"], history: History | None = None,
+              resolution_min: int = _D["resolution_min"]) -> DayAhead:
+    """One call for the scenarios: bus load, feeder totals and renewable availability, on the
+    day's grid of ``resolution_min`` (60: 24 hours; 15: 96 quarter-hours averaging exactly to
+    the hourly forecast).
 
-    ``model='auto'`` runs the backtest first and uses the model with the lowest MAPE.
+    ``model='auto'`` runs the backtest first (hourly) and uses the model with the lowest MAPE.
     """
     history = default_history() if history is None else history
     if model == "auto":
         model = choose_model(backtest_metrics(backtest(target_day, days=backtest_days,
                                                        train_days=train_days, history=history)))
-    load = forecast_bus_load(target_day, model, train_days, history)
+    load = forecast_bus_load(target_day, model, train_days, history, resolution_min)
     feeder = load.groupby("hour", as_index=False)[["p_kw", "q_kvar"]].sum()
-    ren = forecast_renewables(target_day, renewable_window_days, history)
+    ren = forecast_renewables(target_day, renewable_window_days, history, resolution_min)
     return DayAhead(pd.Timestamp(target_day), model, load, feeder, ren)
 
 

@@ -3,7 +3,11 @@ r"""The study's metrics, computed from the tidy frames of the results contract.
 All functions take the tidy frames every scenario returns (``dispatch``: ``hour, bus, device,
 p_kw, q_kvar``; ``voltages``: ``hour, bus, v_pu``; ``branches``: ``hour, from_bus, to_bus,
 p_kw, q_kvar, loss_kw``) and a step length ``dt_h`` [h]. Powers use the load convention
-(positive = drawn from the grid).
+(positive = drawn from the grid) and are step averages; ``hour`` is the step's start hour
+(0, 1, ... at ``resolution_min: 60``; 0, 0.25, ... at 15, ``dt_h = 0.25``), so every sum
+over steps below is an energy only once multiplied by ``Δt = dt_h`` (:func:`energy_kwh`;
+:func:`step_length_h` recovers Δt from the ``hour`` column). Peak-valley differences compare
+step averages: at 15 minutes they see the intra-hour peaks an hourly mean smooths away.
 
 ==========================  ===============================================================
 metric                      definition
@@ -57,6 +61,19 @@ def equivalent_load_by_device(dispatch: pd.DataFrame) -> pd.DataFrame:
     _need(dispatch, ["hour", "device", "p_kw"], "dispatch")
     return dispatch.pivot_table(index="hour", columns="device", values="p_kw", aggfunc="sum",
                                 fill_value=0.0)
+
+
+def step_length_h(hours) -> float:
+    """Step length Δt [h] of a time column (the smallest difference between distinct step
+    start hours; 1.0 for a single step)."""
+    h = np.unique(np.asarray(hours, dtype=float))
+    return float(np.diff(h).min()) if h.size > 1 else 1.0
+
+
+def energy_kwh(p_kw, dt_h: float = 1.0) -> float:
+    """Energy of a power series of step averages [kW] over its steps of ``dt_h`` hours:
+    ``Δt · Σ_t p(t)`` [kWh] (a constant 100 kW over a day is 2400 kWh at any step length)."""
+    return float(np.asarray(p_kw, dtype=float).sum() * dt_h)
 
 
 def peak_valley(p_eq) -> float:

@@ -12,6 +12,10 @@ contract and are tested):
 * ``scenarios/<S>/dispatch.csv`` (``hour, bus, device, p_kw, q_kvar``),
   ``scenarios/<S>/voltages.csv`` (``hour, bus, v_pu``),
   ``scenarios/<S>/branches.csv`` (``hour, from_bus, to_bus, p_kw, q_kvar, loss_kw, loading_pct``).
+
+``hour`` is the start of the step in hours: 0, 1, ..., 23 at ``resolution_min: 60`` and
+0, 0.25, ..., 23.75 at 15 (the same files, four times the rows); powers are step averages and
+every energy in ``summary.csv`` is Σ · Δt (kWh; Γ in p.u.·h).
 """
 from __future__ import annotations
 
@@ -157,10 +161,54 @@ def read_scenarios(results_dir, case=None) -> dict[str, StoredScenario]:
     for name in names:
         d = folder / name
         frames = {t: pd.read_csv(d / f"{t}.csv") for t in ("dispatch", "voltages", "branches")}
-        hours = np.unique(frames["voltages"]["hour"].to_numpy(float))
-        dt = float(np.diff(hours).min()) if hours.size > 1 else 1.0
+        dt = metrics.step_length_h(frames["voltages"]["hour"])
         res[name] = StoredScenario(name, frames["dispatch"], frames["voltages"], frames["branches"], dt)
     return res
+
+
+def compare_runs(run_a, run_b, labels=("60 min", "15 min")) -> str:
+    """Markdown table of two complete runs of the same case at different time steps (e.g.
+    ``results/`` and ``results/15min/``): per scenario, peak-valley, substation peak-valley,
+    loss, Γ, V min and the solve time (``timings.json``) of each run with the change in %, the
+    verdicts; then the runs' notebook times (``run_info.json``)."""
+    runs = [Path(run_a), Path(run_b)]
+    s = [pd.read_csv(r / "summary.csv").set_index("scenario") for r in runs]
+    t = [json.loads((r / "timings.json").read_text()) for r in runs]
+    cols = [("peak_valley_kw", "peak-valley [kW]", "{:.0f}"),
+            ("peak_valley_substation_kw", "at the substation [kW]", "{:.0f}"),
+            ("loss_kwh", "loss [kWh]", "{:.1f}"), ("voltage_deviation_pu", "Γ [p.u.·h]", "{:.3f}"),
+            ("vmin_pu", "V min [p.u.]", "{:.4f}")]
+    head = " → ".join(labels)
+    lines = ["| scenario | " + " | ".join(f"{title}: {head}" for _, title, _ in cols)
+             + f" | solve [s]: {head} | exact, not honoured |",
+             "|---" * (len(cols) + 3) + "|"]
+    for name in s[0].index.intersection(s[1].index):
+        a, b = s[0].loc[name], s[1].loc[name]
+        cells = [f"{fmt.format(a[c])} → {fmt.format(b[c])} ({metrics.pct_change(float(b[c]), float(a[c])):+.1f} %)"
+                 for c, _, fmt in cols]
+        ta, tb = (float(x[name]["solve_seconds"]) for x in t)
+        verdict = ", ".join(f"{'yes' if r['exact'] else 'NO'}/{'–' if pd.isna(r['reservations_not_honoured']) else int(r['reservations_not_honoured'])}"
+                            for r in (a, b))
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {ta:.2f} → {tb:.2f} ({tb / ta:.1f}×) | {verdict} |")
+    c = [pd.read_csv(r / "comparison.csv").set_index(["metric", "comparison"]) for r in runs]
+    lines += ["", f"| change [%] | paper | {labels[0]} | {labels[1]} |", "|---|---|---|---|"]
+    for key in c[0].index.intersection(c[1].index):
+        paper = c[0].at[key, "paper_pct"]
+        lines.append(f"| {key[0].replace('_', ' ')}, {key[1]} | {'' if pd.isna(paper) else f'{paper:+.1f}'} "
+                     f"| {c[0].at[key, 'ours_pct']:+.1f} | {c[1].at[key, 'ours_pct']:+.1f} |")
+    info = []
+    for r in runs:
+        f = r / "run_info.json"
+        info.append(json.loads(f.read_text()) if f.exists() else {})
+    nbs = [i.get("notebooks", {}) for i in info]
+    both = [k for k in nbs[0] if isinstance(nbs[0][k], (int, float)) and isinstance(nbs[1].get(k), (int, float))]
+    if both:
+        ta, tb = (sum(n[k] for k in both) for n in nbs)
+        lines.append("")
+        lines.append(f"notebooks run in both ({', '.join(k.split('_')[0] for k in both)}): {ta:.0f} s → {tb:.0f} s "
+                     f"({tb / ta:.2f}×); " + "; ".join(f"{k.split('_')[0]} {nbs[0][k]:.0f} → {nbs[1][k]:.0f} s"
+                                                        for k in both))
+    return "\n".join(lines)
 
 
 def read_results(results_dir) -> dict:

@@ -174,6 +174,15 @@ def notebook_networks(nb: Path) -> list[str] | None:
     return list(nets) if isinstance(nets, list) else None
 
 
+def notebook_resolutions(nb: Path) -> list[int] | None:
+    """The time steps ``resolution_min`` a notebook is written for (its metadata
+    ``evsched.resolutions``, e.g. ``[60]`` for an hourly-only study), None if it runs at any
+    step. A run at another step skips it."""
+    meta = json.loads(Path(nb).read_text(encoding="utf-8")).get("metadata", {})
+    steps = meta.get("evsched", {}).get("resolutions") if isinstance(meta.get("evsched"), dict) else None
+    return [int(x) for x in steps] if isinstance(steps, list) else None
+
+
 # --------------------------------------------------------------------------- runs
 def _read_marker(folder: Path):
     """The parsed ``run_info.json`` of ``folder``; None if absent; ``"unreadable"`` if broken."""
@@ -293,6 +302,13 @@ def run(params_path: Path, only: list[str] | None = None, out: Path | None = Non
         if nets is not None and network not in nets:  # e.g. 00-02 on a SimBench feeder
             print(f"[{k}/{len(nbs)}] {nb.name} skipped: written for network {' / '.join(nets)} "
                   f"only (this run: network {network})", flush=True)
+            timings[nb.name] = "skipped"
+            continue
+        steps = notebook_resolutions(nb)
+        resolution = int(params.get("resolution_min", 60))
+        if steps is not None and resolution not in steps:  # e.g. an hourly-only study at 15 min
+            print(f"[{k}/{len(nbs)}] {nb.name} skipped: written for resolution_min "
+                  f"{' / '.join(map(str, steps))} only (this run: {resolution})", flush=True)
             timings[nb.name] = "skipped"
             continue
         given = {key: val for key, val in params.items() if key in declared[nb.name]}

@@ -212,7 +212,7 @@ def build_s0(cd: CaseData) -> ScenarioResult:
     must deliver; overnight stays fold onto the morning of the representative day; no V2G).
     """
     stations = cd.stations.stations
-    ev = uncontrolled_station_demand(cd.reservations, cd.network)[cd.network.bus_index(stations)]
+    ev = uncontrolled_station_demand(cd.reservations, cd.network, dt_h=cd.dt_h)[cd.network.bus_index(stations)]
     d = pd.concat([base_load_dispatch(cd), renewable_dispatch(cd),
                    _tidy(ev, stations, "ev_station", cd.hours)], ignore_index=True)
     return _power_flow_scenario("S0", cd, d)

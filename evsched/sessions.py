@@ -1,13 +1,17 @@
-r"""From reservations to per-hour individual constraints on the day's hourly grid.
+r"""From reservations to per-step individual constraints on the day's time grid.
 
 Time grid
 ---------
-``T = 24`` hourly steps; step ``t`` covers clock time ``[t, t+1)`` h, ``Δt = 1`` h. Powers
-are hourly averages [kW] (load convention: charging > 0), energies are **battery-side**
-[kWh] at the end of a step. A reservation is present during ``[a, a + stay)`` where
-``a = arrival_hour`` and ``stay = departure_hour + 24·departure_day − a``; fractional hours
-enter through the **presence fraction** ``f[t] ∈ [0, 1]``, the share of step t the EV is
-plugged in, which scales its power limits: ``p_ch[t] ≤ f[t]·P``.
+``T = 24 h / Δt`` steps of ``Δt = dt_h`` hours (the run parameter ``resolution_min``: 60 →
+``Δt = 1`` h, 24 steps; 15 → ``Δt = 0.25`` h, 96 steps); step ``t`` covers clock time
+``[t·Δt, (t+1)·Δt)`` h and is labelled by its start hour (:func:`step_hours`: 0, 1, ... or
+0, 0.25, ...). Powers are step averages [kW] (load convention: charging > 0), energies are
+**battery-side** [kWh] at the end of a step. A reservation is present during ``[a, a + stay)``
+where ``a = arrival_hour`` and ``stay = departure_hour + 24·departure_day − a`` (hours, any
+fraction the reservation schema allows); times off the grid enter through the **presence
+fraction** ``f[t] ∈ [0, 1]``, the share of step t the EV is plugged in, which scales its power
+limits: ``p_ch[t] ≤ f[t]·P``. With whole-hour reservations (the default fleet) the 15-minute
+presence is 0 or 1 and four quarters carry exactly the hour's presence.
 
 Overnight stays: the representative (periodic) day
 -------------------------------------------------
@@ -33,8 +37,8 @@ Per-session bounds (cumulative energy delivered since hour 0)
 -------------------------------------------------------------
 For session s with initial energy ``E0`` (``E_a``, or ``E_mid`` for a morning session),
 ``x[t] = Σ_{τ≤t} (η·p_ch[τ] − p_dis[τ]/η)·Δt`` is the battery energy delivered since hour 0
-(0 before arrival, constant after departure). With ``c_in[t] = Σ_{τ≤t} f[τ]``,
-``c_rem[t] = Σ_{τ>t} f[τ]`` (plugged-in hours so far / still to come), charge and discharge
+(0 before arrival, constant after departure). With ``c_in[t] = Σ_{τ≤t} f[τ]·Δt``,
+``c_rem[t] = Σ_{τ>t} f[τ]·Δt`` (plugged-in hours so far / still to come), charge and discharge
 rates ``r_c = η·P_ch``, ``r_d = P_dis/η`` [kWh per plugged-in hour], SOC box
 ``[E_floor − E0, E_ceil − E0]`` with ``E_floor = min(soc_min, soc_arrival)·B`` and
 ``E_ceil = max(soc_max, soc_arrival)·B``, and departure target interval
@@ -59,11 +63,29 @@ import pandas as pd
 from evsched.errors import InputError
 
 T_HOURS = 24
+"""Hours of the (representative) study day."""
+
+
+def steps_per_day(dt_h: float = 1.0) -> int:
+    """Steps of ``dt_h`` hours in the day (24 or 96); ``dt_h`` must divide one hour."""
+    n = T_HOURS / float(dt_h) if dt_h and dt_h > 0 else float("nan")
+    per_hour = 1.0 / float(dt_h) if dt_h and dt_h > 0 else float("nan")
+    if not (np.isfinite(n) and abs(per_hour - round(per_hour)) < 1e-9 and round(per_hour) >= 1):
+        raise InputError(f"time step dt_h = {dt_h!r} h: must divide one hour (1, 0.5, 0.25, ...)")
+    return int(round(n))
+
+
+def step_hours(dt_h: float = 1.0) -> np.ndarray:
+    """Start hour of every step of the day: ``0, 1, ..., 23`` (integers) at ``dt_h = 1``,
+    ``0, 0.25, ..., 23.75`` at ``dt_h = 0.25`` (the ``hour`` column of every time table)."""
+    n = steps_per_day(dt_h)
+    return np.arange(n) if n == T_HOURS else np.arange(n) * float(dt_h)
 
 
 @dataclass
 class Sessions:
-    """Per-session arrays on the day grid (S sessions × T hours). Energies battery-side [kWh].
+    """Per-session arrays on the day grid (S sessions × T steps of ``dt_h`` hours). Energies
+    battery-side [kWh].
 
     Attributes
     ----------
@@ -79,6 +101,7 @@ class Sessions:
     eta : (S,) one-way efficiency
     charger_kw : (S,) charger rating
     reservations : the typed reservation frame the sessions come from
+    dt_h : step length [h]
     """
 
     ev_id: np.ndarray
@@ -101,6 +124,7 @@ class Sessions:
     eta: np.ndarray
     charger_kw: np.ndarray
     reservations: pd.DataFrame
+    dt_h: float = 1.0
 
     @property
     def n(self) -> int:
@@ -110,12 +134,18 @@ class Sessions:
     def T(self) -> int:
         return self.presence.shape[1]
 
+    @property
+    def hours(self) -> np.ndarray:
+        """Start hour of every step (:func:`step_hours`)."""
+        return step_hours(self.dt_h)
+
     def frame(self) -> pd.DataFrame:
-        """Tidy per-session, per-hour table (``ev_id, kind, station, hour, presence, ...``)."""
+        """Tidy per-session, per-step table (``ev_id, kind, station, hour, presence, ...``;
+        ``hour`` = the step's start hour)."""
         S, T = self.presence.shape
         return pd.DataFrame({
             "ev_id": np.repeat(self.ev_id, T), "kind": np.repeat(self.kind, T),
-            "station": np.repeat(self.station, T), "hour": np.tile(np.arange(T), S),
+            "station": np.repeat(self.station, T), "hour": np.tile(self.hours, S),
             "presence": self.presence.ravel(),
             "p_charge_max_kw": self.p_charge_max_kw.ravel(),
             "p_discharge_max_kw": self.p_discharge_max_kw.ravel(),
@@ -124,16 +154,19 @@ class Sessions:
         })
 
 
-def stay_presence(reservations: pd.DataFrame, horizon_h: int = 2 * T_HOURS) -> np.ndarray:
-    """Presence fraction on an absolute grid of ``horizon_h`` hours from today's 00:00.
+def stay_presence(reservations: pd.DataFrame, horizon_h: int = 2 * T_HOURS,
+                  dt_h: float = 1.0) -> np.ndarray:
+    """Presence fraction on an absolute grid of ``horizon_h`` hours from today's 00:00, in
+    steps of ``dt_h`` hours.
 
-    ``F[i, j] = |[a_i, a_i + stay_i) ∩ [j, j+1)|`` (N × horizon_h); columns 24..47 are the
-    next day (where overnight stays end).
+    ``F[i, j] = |[a_i, a_i + stay_i) ∩ [j·Δt, (j+1)·Δt)| / Δt`` (N × horizon_h/Δt); the
+    second half of the default 48-h horizon is the next day (where overnight stays end).
     """
     a = reservations["arrival_hour"].to_numpy(float)
     e = a + stay_hours(reservations)
-    j = np.arange(horizon_h, dtype=float)
-    return np.clip(np.minimum(e[:, None], j + 1) - np.maximum(a[:, None], j), 0.0, 1.0)
+    dt = float(dt_h)
+    j = np.arange(int(round(horizon_h * steps_per_day(dt) / T_HOURS)), dtype=float)
+    return np.clip((np.minimum(e[:, None], (j + 1) * dt) - np.maximum(a[:, None], j * dt)) / dt, 0.0, 1.0)
 
 
 def stay_hours(reservations: pd.DataFrame) -> np.ndarray:
@@ -153,8 +186,9 @@ def _energies(r: pd.DataFrame):
     return B, e_a, e_dep, e_floor, e_ceil
 
 
-def build_sessions(reservations: pd.DataFrame) -> Sessions:
-    """Split validated reservations into day / evening / morning sessions with their bounds.
+def build_sessions(reservations: pd.DataFrame, dt_h: float = 1.0) -> Sessions:
+    """Split validated reservations into day / evening / morning sessions with their bounds,
+    on the day's grid of ``dt_h``-hour steps (1 or 0.25: the run parameter ``resolution_min``).
 
     ``reservations`` must have passed :func:`evsched.reservations.validate_reservations`
     (a missing column or a non-finite number raises :class:`InputError` naming the
@@ -162,15 +196,16 @@ def build_sessions(reservations: pd.DataFrame) -> Sessions:
     """
     r = reservations.reset_index(drop=True)
     _check_typed(r)
-    N, T = len(r), T_HOURS
-    F = stay_presence(r)
+    dt = float(dt_h)
+    N, T = len(r), steps_per_day(dt)
+    F = stay_presence(r, dt_h=dt)
     stay = stay_hours(r)
     a = r["arrival_hour"].to_numpy(float)
     mode = r["mode"].to_numpy(str)
     B, e_a, e_dep, e_floor, e_ceil = _energies(r)
-    overnight = a + stay > T + 1e-9
+    overnight = a + stay > T_HOURS + 1e-9
     can_charge = mode != "discharge"
-    e_mid = e_a + np.where(can_charge, np.maximum(e_dep - e_a, 0.0), 0.0) * (T - a) / stay
+    e_mid = e_a + np.where(can_charge, np.maximum(e_dep - e_a, 0.0), 0.0) * (T_HOURS - a) / stay
 
     # rows: every reservation's first session (day or evening), then overnight mornings
     first = np.arange(N)
@@ -190,8 +225,8 @@ def build_sessions(reservations: pd.DataFrame) -> Sessions:
     S_kva = r["charger_kva"].to_numpy(float)[idx]
     pc = np.where(m != "discharge", P, 0.0)
     pd_ = np.where(m != "charge", P, 0.0)
-    c_in = np.cumsum(presence, axis=1)
-    c_rem = presence.sum(axis=1, keepdims=True) - c_in
+    c_in = np.cumsum(presence, axis=1) * dt  # plugged-in hours so far
+    c_rem = presence.sum(axis=1, keepdims=True) * dt - c_in
     rc, rd = (eta * pc)[:, None], (pd_ / eta)[:, None]
     # in place: no stacked (3, S, T) temporaries (100,000 EVs: 160,000 sessions x 24 h)
     x_lo = -rd * c_in
@@ -205,7 +240,7 @@ def build_sessions(reservations: pd.DataFrame) -> Sessions:
     if empty.any():
         s, t = np.argwhere(empty)[0]
         raise InputError(f"reservation {str(r['ev_id'].iloc[idx[s]])!r} ({kind[s]} session) has no "
-                         f"feasible energy at hour {int(t)}: validate the reservations first")
+                         f"feasible energy at hour {step_hours(dt)[t]:g}: validate the reservations first")
     x_lo = np.minimum(x_lo, x_hi)
     return Sessions(
         ev_id=r["ev_id"].to_numpy(str)[idx], res_index=idx,
@@ -214,7 +249,7 @@ def build_sessions(reservations: pd.DataFrame) -> Sessions:
         p_charge_max_kw=pc[:, None] * presence, p_discharge_max_kw=pd_[:, None] * presence,
         s_max_kva=S_kva[:, None] * presence, energy_min_kwh=x_lo, energy_max_kwh=x_hi,
         soc_box_min_kwh=box_lo, soc_box_max_kwh=box_hi, target_min_kwh=tgt_lo,
-        target_max_kwh=tgt_hi, e0_kwh=e0, eta=eta, charger_kw=P, reservations=r)
+        target_max_kwh=tgt_hi, e0_kwh=e0, eta=eta, charger_kw=P, reservations=r, dt_h=dt)
 
 
 _TYPED = ("arrival_hour", "departure_hour", "departure_day", "battery_kwh", "soc_arrival",
@@ -240,35 +275,39 @@ def _check_typed(r: pd.DataFrame) -> None:
                              "reservations first (evsched.reservations.validate_reservations)")
 
 
-def uncontrolled_charging(reservations: pd.DataFrame, target: str = "departure") -> np.ndarray:
+def uncontrolled_charging(reservations: pd.DataFrame, target: str = "departure",
+                          dt_h: float = 1.0) -> np.ndarray:
     """"Dumb" charging: each EV charges at full power from arrival until its target is met.
 
     Target energy ``E_dep = soc_departure_min·B`` (``target="departure"``) or
     ``soc_max·B`` (``"full"``). In stay time, the battery receives
-    ``min(Σ_{j≤k} η·P·F[j], E_target − E_a)`` by the end of absolute hour k; grid power is
-    that increment / η. Overnight stays wrap onto the representative day (hours 24..47 fold
-    onto 0..23). Discharge-only EVs do not charge; nobody discharges.
+    ``min(Σ_{j≤k} η·P·F[j]·Δt, E_target − E_a)`` by the end of absolute step k; grid power is
+    that increment / (η·Δt). Overnight stays wrap onto the representative day (the next day's
+    steps fold onto today's). Discharge-only EVs do not charge; nobody discharges.
 
     Returns
     -------
-    (N, 24) grid-side charging power per reservation [kW] (hour averages).
+    (N, T) grid-side charging power per reservation [kW] (step averages, T = 24 h / ``dt_h``).
     """
     if target not in ("departure", "full"):
         raise ValueError(f"target must be 'departure' or 'full', got {target!r}")
     r = reservations.reset_index(drop=True)
-    F = stay_presence(r)
+    dt = float(dt_h)
+    T = steps_per_day(dt)
+    F = stay_presence(r, dt_h=dt)
     B, e_a, e_dep, _, e_ceil = _energies(r)
     e_t = e_dep if target == "departure" else r["soc_max"].to_numpy(float) * B
     need = np.where(r["mode"].to_numpy(str) != "discharge", np.maximum(e_t - e_a, 0.0), 0.0)
     eta = r["efficiency"].to_numpy(float)
-    cap = eta[:, None] * r["charger_kw"].to_numpy(float)[:, None] * F
+    cap = eta[:, None] * r["charger_kw"].to_numpy(float)[:, None] * F * dt  # kWh per step
     delivered = np.minimum(np.cumsum(cap, axis=1), need[:, None])
-    p = np.diff(delivered, axis=1, prepend=0.0) / eta[:, None]
-    return p[:, :T_HOURS] + p[:, T_HOURS:]
+    p = np.diff(delivered, axis=1, prepend=0.0) / eta[:, None] / dt
+    return p[:, :T] + p[:, T:]
 
 
 def per_bus_hour(values: np.ndarray, buses: np.ndarray, network) -> np.ndarray:
-    """Sum per-row (R, T) values onto network buses → (n_bus, T) in internal bus order."""
+    """Sum per-row (R, T) values onto network buses → (n_bus, T) in internal bus order (any
+    number of steps T)."""
     out = np.zeros((network.n_bus, values.shape[1]))
     np.add.at(out, network.bus_index(buses), values)
     return out

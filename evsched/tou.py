@@ -22,6 +22,18 @@ Rule (hours 0..23, the day treated as a circle so a valley may run across midnig
    rule quoted in the study: sharp-peak 2.05, peak 1.85, flat 1, valley 0.4, deep-valley 0.2.
 
 Output: the tidy table ``hour, period, price_per_kwh`` (:func:`tou_table`).
+
+Time resolution: the tariff stays in whole clock hours
+------------------------------------------------------
+At ``resolution_min: 15`` the forecast has 96 quarter-hours, but the TOU periods remain
+**whole clock hours** (24 rows, ``hour`` 0..23): a curve of 24·n sub-hourly values is first
+averaged to hours (:func:`hourly_curve`; the 15-minute forecast averages exactly to the
+hourly one, so the periods and prices are those of the hourly study). Reasons: tariffs are
+published and understood in clock hours (the Zhejiang rule the ratios come from is set in
+hours); the 2-hour minimum block and windows are hour rules; owners' V2G offers follow whole
+peak hours (:func:`evsched.fleet.peak_hours_from_tou`), so the fleet is the same at both
+resolutions and a 15-minute study differs from the hourly one by its time step only.
+:func:`tou_on_grid` spreads the table onto a finer step grid when a per-step price is needed.
 """
 from __future__ import annotations
 
@@ -103,21 +115,42 @@ def _place_window(labels: np.ndarray, load: np.ndarray, inside: str, new: str, w
     return labels
 
 
+def hourly_curve(values) -> np.ndarray:
+    """24 hourly values from a curve of 24 hourly or 24·n sub-hourly step values (each hour
+    the mean of its n steps: the hourly average power)."""
+    v = np.asarray(values, dtype=float)
+    if v.ndim == 1 and v.size > 24 and v.size % 24 == 0:
+        return v.reshape(24, -1).mean(axis=1)
+    return v
+
+
+def tou_on_grid(table: pd.DataFrame, dt_h: float) -> pd.DataFrame:
+    """The hourly TOU table on a grid of ``dt_h``-hour steps (``hour`` = the step's start,
+    0, 0.25, ...): every step carries its clock hour's period and price."""
+    from evsched.sessions import step_hours
+
+    hours = step_hours(dt_h)
+    t = table.set_index("hour").reindex(np.floor(np.asarray(hours, float)).astype(int))
+    return pd.DataFrame({"hour": hours, "period": t["period"].to_numpy(),
+                         "price_per_kwh": t["price_per_kwh"].to_numpy()})
+
+
 def classify_hours(load_kw, *, peak_quantile: float = 0.75, valley_quantile: float = 0.35,
                    min_block_h: int = 2, sharp_peak_h: int = 2, deep_valley_h: int = 2) -> np.ndarray:
     """Label each of the 24 hours with a period of :data:`PERIODS` (rule in the module docstring).
 
     Parameters
     ----------
-    load_kw : 24 values of the forecast curve [kW] (hours 0..23)
+    load_kw : 24 values of the forecast curve [kW] (hours 0..23), or 24·n sub-hourly
+        values (e.g. 96 quarter-hours), averaged to hours first (:func:`hourly_curve`)
     peak_quantile, valley_quantile : quantile levels in (0, 1), valley < peak
     min_block_h : minimum block length [h], 1..8
     sharp_peak_h, deep_valley_h : window lengths [h], 0 (off) or ≥ ``min_block_h``
     """
-    load = np.asarray(load_kw, dtype=float)
+    load = hourly_curve(load_kw)
     if load.shape != (24,) or not np.isfinite(load).all():
         raise input_error("TOU curve", "argument", "load_kw", f"shape {load.shape}",
-                          "must be 24 finite hourly values (hours 0..23)")
+                          "must be 24 finite hourly values (hours 0..23) or 24·n sub-hourly values")
     if load.max() - load.min() <= 1e-9 * max(1.0, np.abs(load).max()):
         return np.array(["flat"] * 24, dtype=object)
     q_v, q_p = np.quantile(load, valley_quantile), np.quantile(load, peak_quantile)
@@ -130,7 +163,8 @@ def classify_hours(load_kw, *, peak_quantile: float = 0.75, valley_quantile: flo
 
 def tou_table(load_kw, *, flat_price_per_kwh: float = 0.65, ratios: dict | None = None,
               **rule) -> pd.DataFrame:
-    """Tidy TOU table ``hour, period, price_per_kwh`` for a 24-hour curve.
+    """Tidy TOU table ``hour, period, price_per_kwh`` (24 whole clock hours) for a 24-hour
+    curve of 24 hourly or 24·n sub-hourly values.
 
     ``price_per_kwh = flat_price_per_kwh * ratios[period]`` [currency/kWh], rounded to 1e-9
     to drop floating-point noise; ``rule`` are the
@@ -144,9 +178,12 @@ def tou_table(load_kw, *, flat_price_per_kwh: float = 0.65, ratios: dict | None 
 
 def net_load_kw(feeder: pd.DataFrame, renewables: pd.DataFrame, pv_kw: float = 0.0,
                 wt_kw: float = 0.0) -> np.ndarray:
-    """Net feeder load [kW] per hour: ``p_kw − pv_kw·a_pv − wt_kw·a_wt`` (``a`` availability p.u.)."""
-    a = renewables.pivot(index="hour", columns="site", values="availability_pu").reindex(range(24))
-    p = feeder.set_index("hour")["p_kw"].reindex(range(24)).to_numpy()
+    """Net feeder load [kW] per step: ``p_kw − pv_kw·a_pv − wt_kw·a_wt`` (``a`` availability
+    p.u.), on the frames' grid (24 hours, or the 96 quarter-hours of a 15-minute forecast)."""
+    steps = feeder["hour"].unique()
+    grid = range(24) if len(steps) <= 24 else np.sort(steps)
+    a = renewables.pivot(index="hour", columns="site", values="availability_pu").reindex(grid)
+    p = feeder.set_index("hour")["p_kw"].reindex(grid).to_numpy()
     return p - pv_kw * a["pv"].to_numpy() - wt_kw * a["wt"].to_numpy()
 
 
@@ -179,15 +216,16 @@ def check_params(flat_price_per_kwh: float = _D["flat_price_per_kwh"],
 def day_ahead_tou(target_day, model: str = "ridge", train_days: int = 56, *,
                   flat_price_per_kwh: float = 0.65, ratios: dict | None = None,
                   pv_kw: float = 0.0, wt_kw: float = 0.0, renewable_window_days: int = 7,
-                  **rule) -> pd.DataFrame:
+                  resolution_min: int = 60, **rule) -> pd.DataFrame:
     """TOU table for a target day from the day-ahead forecast (what scenarios call).
 
     The curve is the forecast net feeder load ``p_kw − pv_kw·a_pv − wt_kw·a_wt`` (gross load
-    with the defaults ``pv_kw = wt_kw = 0``); see :func:`tou_table`.
+    with the defaults ``pv_kw = wt_kw = 0``) at ``resolution_min``, averaged to hours; see
+    :func:`tou_table`.
     """
     from evsched.forecast import day_ahead
 
     fc = day_ahead(target_day, model=model, train_days=train_days,
-                   renewable_window_days=renewable_window_days)
+                   renewable_window_days=renewable_window_days, resolution_min=resolution_min)
     curve = net_load_kw(fc.feeder, fc.renewables, pv_kw, wt_kw)
     return tou_table(curve, flat_price_per_kwh=flat_price_per_kwh, ratios=ratios, **rule)
