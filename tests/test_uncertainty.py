@@ -212,6 +212,16 @@ def test_hindsight_is_certified_and_a_lower_bound(study):
     assert (tot.loc[ok, "hindsight"] <= tot.loc[ok, "mpc"] + 1e-6).all()  # same obligations: hindsight is optimal
 
 
+def test_hindsight_patterns_agree(small):
+    cd, errors = small
+    m = DeviationModel()
+    s = draw_sample(m, cd.reservations, errors, 3)
+    args = (cd, errors, m.arrival_delays_h.max(), m.max_late_departure_h)
+    exact, superset = pol.Hindsight(*args).run(s), pol.Hindsight(*args, pattern="superset").run(s)
+    assert superset.stats["pattern"] == "superset" and exact.stats["pattern"] == "exact"
+    assert exact.stats["opf_loss_kwh"] == pytest.approx(superset.stats["opf_loss_kwh"], rel=1e-6)
+
+
 def test_ordering_of_mean_loss(study):
     s = study.main.samples
     ok = s.groupby("sample").filter(lambda d: (d.status == "ok").all())

@@ -7,7 +7,9 @@
   (compiled models reused, ``construction="rhs"``), wall time per day and per re-solve, over a
   few samples; the compile of the 24 horizon models is reported separately (once per process);
 * **a per-EV MPC day** — the same 24 shrinking horizons solved with one storage per EV session
-  (what the envelope avoids), to justify the choice;
+  (what the envelope avoids), to justify the choice; and one call of
+  :func:`evsched.disaggregation.disaggregate` (what splitting each hour with it would cost);
+* **hindsight** — CPU per sample with a fresh exact-pattern model vs one compiled superset model;
 * **N samples × 4 policies** — :func:`evsched.uncertainty.montecarlo.run` on ``n_workers``
   processes (dask.distributed), wall time including each worker's model compile, plus the
   sample-independent preparation (day-ahead and robust plans) separately.
@@ -117,6 +119,27 @@ def per_ev_mpc_day(cd) -> dict:
             "resolve_s_first": float(times[0]), "sessions": int(ses.n)}
 
 
+def hindsight_patterns(cd, errors, n: int = 3) -> dict:
+    """CPU per hindsight solve [s]: a fresh model with the sample's exact pattern vs one compiled
+    model with the superset pattern updated per sample (mean over ``n`` samples)."""
+    from evsched.uncertainty.deviations import DeviationModel, draw_sample
+    from evsched.uncertainty.policies import Hindsight
+    model = DeviationModel()
+    out = {}
+    for pattern in ("exact", "superset"):
+        c0 = time.process_time()
+        h = Hindsight(cd, errors, model.arrival_delays_h.max(), model.max_late_departure_h, pattern=pattern)
+        build = time.process_time() - c0
+        cpu = []
+        for i in range(n):
+            s = draw_sample(model, cd.reservations, errors, i)
+            c0 = time.process_time()
+            h.run(s)
+            cpu.append(time.process_time() - c0)
+        out[pattern] = {"setup_cpu_s": build, "solve_cpu_s_mean": float(np.mean(cpu))}
+    return out
+
+
 def monte_carlo(cd, errors, n_samples: int = 200, n_workers: int = 2) -> dict:
     """Prepare (day-ahead + robust plans) and run ``n_samples`` × 4 policies."""
     from evsched.uncertainty import montecarlo as mc
@@ -151,6 +174,7 @@ def run_benchmark(out_dir=None, n_samples: int = 200, n_workers: int = 2, per_ev
             "load_average_start": list(os.getloadavg()), "case_s": time.perf_counter() - t0,
             "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
     info["mpc_day"] = mpc_day(cd, errors)
+    info["hindsight_patterns"] = hindsight_patterns(cd, errors)
     if per_ev:
         info["per_ev_mpc_day"] = per_ev_mpc_day(cd)
     info["monte_carlo"] = monte_carlo(cd, errors, n_samples, n_workers)
@@ -173,6 +197,12 @@ def markdown(info: dict) -> str:
              f"| compile of the 24 horizon models (once per process) | {m['compile_24_models_s']:.1f} s | |",
              (f"| one call of disaggregation.disaggregate(priority='evs') on the day (what splitting every hour "
               f"with it would cost, × 24) | {m['disaggregate_call_s']:.2f} s | |")]
+    if "hindsight_patterns" in info:
+        h = info["hindsight_patterns"]
+        lines.append(f"| hindsight per sample, CPU: fresh model with the exact pattern (default) | "
+                     f"{h['exact']['solve_cpu_s_mean']:.2f} s | |")
+        lines.append(f"| hindsight per sample, CPU: one compiled model, superset pattern, data updates | "
+                     f"{h['superset']['solve_cpu_s_mean']:.2f} s (+ {h['superset']['setup_cpu_s']:.1f} s once) | |")
     if "per_ev_mpc_day" in info:
         p = info["per_ev_mpc_day"]
         lines.append(f"| MPC day with one storage per EV ({p['sessions']} sessions, 24 solves) | {p['day_s']:.1f} s "

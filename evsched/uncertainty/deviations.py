@@ -29,7 +29,7 @@ knob                     unit   range                            distribution
 ``seed``                 --     integer 0..2³²−1                 the sample generator's seed
 =======================  =====  ===============================  =======================================
 
-Defaults (:data:`DEFAULTS`) are assumptions, not measurements (the fleet itself is synthetic,
+Defaults (:class:`DeviationModel`) are assumptions, not measurements (the fleet itself is synthetic,
 :mod:`evsched.fleet`): 10 % no-shows, arrival delay 0/1/2/3 h with probabilities
 0.6/0.25/0.1/0.05 (mean 0.6 h), departure shift −2..+2 h with 0.05/0.1/0.7/0.1/0.05, energy
 request ±15 % (sd). Hours are whole hours, like the fleet's.

@@ -75,11 +75,14 @@ network loss + the chargers' conversion losses (+ the curtailment price when
 
 ``hindsight`` — the optimum with perfect information (the lower bound)
     The per-EV OPF of the study on the sample's realised load, availability and realised
-    sessions (only the EVs that come, their realised stays and obligations). One compiled model
-    (``construction="rhs"``) serves every sample: the EV group keeps a fixed *superset* of
-    variables (:attr:`~evsched.model.StorageGroup.active`: every reserved stay extended by the
-    largest late departure), a sample only changes data. Certified like the study (relaxation
-    gap and AC check); an infeasible sample is recorded with the solver's diagnosis.
+    sessions (only the EVs that come, their realised stays and obligations), built per sample
+    with variables exactly where the realised EVs are plugged in. One compiled model with a
+    fixed superset pattern (:attr:`~evsched.model.StorageGroup.active`: every reserved stay
+    extended by the largest late departure) and data updates is available
+    (``Hindsight(pattern="superset")``), but measured slower: the variables a sample pins to
+    zero cost more interior-point time than the compile they save (:class:`Hindsight`).
+    Certified like the study (relaxation gap and AC check); an infeasible sample is recorded
+    with the solver's diagnosis.
 """
 from __future__ import annotations
 
@@ -405,40 +408,50 @@ class Dispatch:
 
 
 class Hindsight:
-    """The perfect-information optimum, one compiled model for all samples (module docstring)."""
+    """The perfect-information optimum of each sample (module docstring).
+
+    ``pattern="exact"`` (default) builds each sample's per-EV model with variables exactly
+    where its realised EVs are plugged in (``construction="constant"``); ``"superset"`` compiles
+    one model for all samples (``construction="rhs"``) with the fixed superset pattern of
+    :func:`superset_pattern` and only updates data. Measured on the default case
+    (:mod:`evsched.uncertainty.bench`): the superset re-solve costs about twice the CPU of a
+    fresh exact build and solve, because the variables a sample pins to zero (no-shows,
+    shorter stays) slow every interior-point iteration more than compiling costs; hence the
+    default. Both give the same optimum (checked by a test).
+    """
 
     def __init__(self, cd, errors: ForecastErrors, max_arrival_delay_h: float, max_late_departure_h: float,
-                 reactive: bool = True, solver: str | None = None):
-        """Compile once on the day as reserved and forecast, with the variable pattern of
-        every realised stay (:func:`superset_pattern`)."""
+                 reactive: bool = True, solver: str | None = None, pattern: str = "exact"):
+        if pattern not in ("exact", "superset"):
+            raise InputError(f"Hindsight: pattern = {pattern!r} must be 'exact' or 'superset'")
         self.cd = per_ev_case(cd)
-        self.reactive, self.solver = reactive, solver
-        self.active = superset_pattern(self.cd, max_arrival_delay_h, max_late_departure_h)
-        template = nominal_sample(self.cd, errors, "none")
-        self.model = _opf(self.cd, template.load_p_kw, template.load_q_kvar,
-                          self._devices(template)[0], construction="rhs")
-        self.model.solve(solver=solver, on_inexact="mark")  # compile on canonical data (reproducible)
+        self.reactive, self.solver, self.pattern = reactive, solver, pattern
+        self.active, self.model = None, None
+        if pattern == "superset":  # compile once on canonical data (reproducible whoever builds it)
+            self.active = superset_pattern(self.cd, max_arrival_delay_h, max_late_departure_h)
+            template = nominal_sample(self.cd, errors, "none")
+            self.model = _opf(self.cd, template.load_p_kw, template.load_q_kvar,
+                              self._devices(template, self.active)[0], construction="rhs")
+            self.model.solve(solver=solver, on_inexact="mark")
 
-    def _devices(self, sample: Sample, active=True):
+    def _devices(self, sample: Sample, active=None):
         ses = sample.aligned(self.cd.sessions)
         return renewables(self.cd, sample.pv_avail_kw, sample.wt_avail_kw, self.reactive) + [
-            ev_group(ses, self.reactive, active=self.active if active is True else active)], ses
+            ev_group(ses, self.reactive, active=active)], ses
 
     def run(self, sample: Sample) -> Dispatch:
         cd = self.cd
         ses = sample.aligned(cd.sessions)
-        covered = not np.any((ses.presence > 0) & ~self.active)
+        compiled = self.model is not None and not np.any((ses.presence > 0) & ~self.active)
         try:
-            if covered:
-                devices, ses = self._devices(sample)
-                self.model.update(load_p_kw=sample.load_p_kw, load_q_kvar=sample.load_q_kvar, devices=devices)
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                if compiled:
+                    devices, ses = self._devices(sample, self.active)
+                    self.model.update(load_p_kw=sample.load_p_kw, load_q_kvar=sample.load_q_kvar, devices=devices)
                     res = self.model.solve(solver=self.solver, on_inexact="mark")
-            else:  # outside the compiled pattern (a deviation model wider than the engine's): one-off model
-                devices, ses = self._devices(sample, active=None)
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
+                else:  # the sample's own pattern
+                    devices, ses = self._devices(sample)
                     res = _opf(cd, sample.load_p_kw, sample.load_q_kvar, devices, construction="constant").solve(
                         solver=self.solver, on_inexact="mark")
         except OptimisationError as exc:
@@ -448,7 +461,7 @@ class Hindsight:
         d = Dispatch(ev, ren, "ok" if res.exact else "inexact", "" if res.exact else res.inexactness_report(),
                      {"max_relaxation_gap_rel": res.max_relaxation_gap_rel, "opf_loss_kwh": res.loss_kwh,
                       "inaccurate": int(any("inaccurate" in str(w.message) for w in caught)),
-                      "pattern": "compiled" if covered else "one-off"},
+                      "pattern": "superset" if compiled else "exact"},
                      plan.voltages_pu)
         d.stats["execution_change_kw"] = float(np.abs(ev.p_charge_kw - plan.ev_charge_kw).max()
                                                + np.abs(ev.p_discharge_kw - plan.ev_discharge_kw).max())
