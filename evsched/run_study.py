@@ -63,6 +63,9 @@ DEFAULT_FAILED = ".failed-default"
 DEFAULT_REPLACED = ".replaced-default"
 KEEP_IN_RESULTS = frozenset({"README.md", "bench"})
 """Entries of ``results/`` the default run never replaces."""
+SHARED_FOLDERS = frozenset({"sweeps"})
+"""Folders of ``results/`` the default run shares with other tools (``make sweep`` writes
+``results/sweeps/<spec>/``): the default run replaces only the sub-folders it wrote."""
 
 
 def notebooks() -> list[Path]:
@@ -405,6 +408,14 @@ def _swap_default(dirs: dict, info: dict, merge: bool, previous) -> None:
     else:
         for entry in entries:
             dest = RESULTS / entry.name
+            if entry.name in SHARED_FOLDERS and entry.is_dir() and dest.is_dir() and not dest.is_symlink():
+                (replaced / entry.name).mkdir(exist_ok=True)
+                for child in sorted(entry.iterdir()):  # keep what other tools wrote beside ours
+                    d = dest / child.name
+                    if d.exists() or d.is_symlink():
+                        os.replace(d, replaced / entry.name / child.name)
+                    os.replace(child, d)
+                continue
             if dest.exists() or dest.is_symlink():
                 os.replace(dest, replaced / entry.name)
             os.replace(entry, dest)

@@ -409,3 +409,20 @@ def test_only_with_a_real_notebook(repo, fake, monkeypatch):
     assert (target / "network" / "base_case_check.csv").exists()
     assert (target / "scenarios" / "04_scenarios.csv").read_text() == "A"
     assert json.loads((target / MARKER).read_text())["rerun_notebooks"] == ["00_network.ipynb"]
+
+
+def test_default_run_keeps_sweep_outputs_of_make_sweep(repo, fake, monkeypatch):
+    # results/sweeps/ is shared: notebooks write sweeps/<small spec>/, `make sweep` sweeps/<spec>/
+    write(repo / "results" / "sweeps" / "year" / "cases.csv", "full year")
+    real = fake.__call__
+
+    def with_sweep(nb, out_nb, parameters):
+        real(nb, out_nb, parameters)
+        write(run_study.Path(parameters["results_dir"]) / "sweeps" / "year_small" / "cases.csv", "small")
+
+    monkeypatch.setattr(run_study, "execute", with_sweep)
+    run_study.run(repo / "params" / "default.yaml")
+    assert (repo / "results" / "sweeps" / "year" / "cases.csv").read_text() == "full year"
+    assert (repo / "results" / "sweeps" / "year_small" / "cases.csv").read_text() == "small"
+    run_study.run(repo / "params" / "default.yaml")   # a second run replaces only its own sub-folder
+    assert (repo / "results" / "sweeps" / "year" / "cases.csv").read_text() == "full year"
