@@ -44,9 +44,10 @@ test: $(STAMP) ## run ruff, the test suite (unit, reference-result and notebook 
 test-fast: $(STAMP) ## run the tests without the slow ones (notebooks, large feeders)
 	@cd $(ROOT) && $(PY) -m pytest -m "not slow"
 
-bench: $(STAMP) ## benchmark model build/solve/re-solve on 33..1000-bus feeders; writes results/bench/
+bench: $(STAMP) ## benchmarks: model build/solve/re-solve (33..1000 buses, SimBench MV), per-EV vs envelope, sweeps, MPC/Monte Carlo → results/bench/
 	@cd $(ROOT) && $(PY) -m evsched.bench
 	@cd $(ROOT) && $(PY) -m evsched.bench_ev
+	@cd $(ROOT) && $(PY) -m evsched.uncertainty.bench
 
 sweep: $(STAMP) ## parameter sweep on dask: SPEC=params/sweeps/x.yaml [WORKERS=2] [SCHEDULER=tcp://host:port] [OUT=dir] [RESUME=1] → results/sweeps/x/
 	@test -n "$(strip $(SPEC))" || { echo "make sweep needs SPEC=params/sweeps/<name>.yaml (specs: $$(ls $(ROOT)/params/sweeps))"; exit 2; }
