@@ -170,7 +170,8 @@ def compare_runs(run_a, run_b, labels=("60 min", "15 min")) -> str:
     """Markdown table of two complete runs of the same case at different time steps (e.g.
     ``results/`` and ``results/15min/``): per scenario, peak-valley, substation peak-valley,
     loss, Γ, V min and the solve time (``timings.json``) of each run with the change in %, the
-    verdicts; then the runs' notebook times (``run_info.json``)."""
+    verdicts; the paper's five comparisons in both runs; the notebook times (``run_info.json``)
+    of the notebooks both runs executed."""
     runs = [Path(run_a), Path(run_b)]
     s = [pd.read_csv(r / "summary.csv").set_index("scenario") for r in runs]
     t = [json.loads((r / "timings.json").read_text()) for r in runs]
@@ -192,8 +193,10 @@ def compare_runs(run_a, run_b, labels=("60 min", "15 min")) -> str:
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {ta:.2f} → {tb:.2f} ({tb / ta:.1f}×) | {verdict} |")
     c = [pd.read_csv(r / "comparison.csv").set_index(["metric", "comparison"]) for r in runs]
     lines += ["", f"| change [%] | paper | {labels[0]} | {labels[1]} |", "|---|---|---|---|"]
-    for key in c[0].index.intersection(c[1].index):
+    for key in c[0].index.intersection(c[1].index):  # the paper's five comparisons
         paper = c[0].at[key, "paper_pct"]
+        if pd.isna(paper):
+            continue
         lines.append(f"| {key[0].replace('_', ' ')}, {key[1]} | {'' if pd.isna(paper) else f'{paper:+.1f}'} "
                      f"| {c[0].at[key, 'ours_pct']:+.1f} | {c[1].at[key, 'ours_pct']:+.1f} |")
     info = []
