@@ -403,34 +403,34 @@ class Uncertainty(Topic):
     WHERE: ClassVar[str] = "uncertainty parameters"
 
     no_show_prob: float = P(0.1, "no-show probability of a reserved EV", title="no-show probability",
-                            unit="-", ge=0, le=0.9)
+                            ge=0, le=0.9)
     arrival_delay_pmf: list[float] = P([0.6, 0.25, 0.1, 0.05], "probabilities of an arrival delay of 0, 1, "
                                        "2, ... h (checked to sum to 1 by evsched.uncertainty)",
-                                       title="arrival delay distribution", unit="-",
+                                       title="arrival delay distribution",
                                        range="1..7 values in [0, 1] summing to 1", min_length=1, max_length=7)
     departure_shift_pmf: list[float] = P([0.05, 0.1, 0.7, 0.1, 0.05], "probabilities of a departure shift "
                                          "of -m..+m h (negative: leaves early)", title="departure shift "
-                                         "distribution", unit="-", range="an odd number 1..9 of values "
+                                         "distribution", range="an odd number 1..9 of values "
                                          "summing to 1", min_length=1, max_length=9)
     energy_request_sd: float = P(0.15, "relative sd of the energy request, normal truncated at 2 sd",
-                                 title="energy request deviation", unit="-", ge=0, le=0.5)
+                                 title="energy request deviation", ge=0, le=0.5)
     forecast_error: Literal["backtest", "actual", "none"] = P(
         "backtest", "load/PV/WT of a sample: 'backtest' (residual days of the day-ahead backtest), "
         "'actual' (the target day) or 'none'", title="forecast error source")
     forecast_error_scale: float = P(1.0, "multiplies the forecast error", title="forecast error scale",
-                                    unit="-", ge=0, le=3)
+                                    ge=0, le=3)
     uncertainty_seed: int = P(20240601, "seed of the deviation samples", title="uncertainty seed",
                               ge=0, le=2 ** 32 - 1)
     n_samples: int = P(20, "Monte Carlo samples at no_show_prob", title="samples", ge=1, le=10_000)
     n_samples_sweep: int = P(6, "samples per no-show rate of the sweep (the first ones of n_samples)",
                              title="samples per swept rate", ge=1, le=10_000)
     no_show_sweep: list[float] = P([0.0, 0.1, 0.2, 0.3], "no-show rates of the sweep",
-                                   title="swept no-show rates", unit="-", range="1..10 values, each 0..0.9",
+                                   title="swept no-show rates", range="1..10 values, each 0..0.9",
                                    min_length=1, max_length=10)
     reactive_power: bool = P(True, "the policies coordinate reactive power as S3 (true) or active power "
                              "only as S2 (false)", title="coordinate reactive power")
     robust_level: float = P(1.0, "quantile of the robust voltage back-off (1: the largest over the "
-                            "training scenarios)", title="robust quantile", unit="-", ge=0.5, le=1)
+                            "training scenarios)", title="robust quantile", ge=0.5, le=1)
     robust_scenarios: int = P(60, "training scenarios of the robust plan (60: every backtest day once)",
                               title="robust training scenarios", ge=1, le=10_000)
     n_workers: int = P(2, "worker processes (dask.distributed; 1: this kernel only)", title="workers",
