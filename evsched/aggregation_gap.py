@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 from evsched.aggregation import aggregate, exact_storage_group
-from evsched.disaggregation import (disaggregate, session_schedule_from_result,
+from evsched.disaggregation import (disaggregate, energy_not_delivered_kwh, session_schedule_from_result,
                                     station_net_from_result, verify)
 from evsched.sessions import build_sessions
 
@@ -125,7 +125,7 @@ def compare(network, reservations, load_p_kw, load_q_kvar, stations=None, reacti
         out.update(loss_exact_kwh=ex.loss_kwh, gap_kwh=ex.loss_kwh - agg.loss_kwh,
                    gap_pct=100 * (ex.loss_kwh - agg.loss_kwh) / ex.loss_kwh,
                    exact_not_honoured=int((~rep["honoured"]).sum()),
-                   exact_shortfall_kwh=float(rep.loc[~rep["honoured"], "shortfall_kwh"].sum()),
+                   exact_shortfall_kwh=energy_not_delivered_kwh(rep),
                    seconds_exact=t_ex, result_exact=ex)
     return out
 

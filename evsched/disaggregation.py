@@ -195,6 +195,13 @@ def disaggregate(sessions: Sessions, station_net_kw, stations, priority: str = "
     return Disaggregation(sessions, pcv, pdv, stations, deviation, report, prob.status)
 
 
+def energy_not_delivered_kwh(report: pd.DataFrame) -> float:
+    """Σ departure shortfall [kWh] of the reservations a :func:`verify` report does not honour
+    (shortfalls within its tolerance, :data:`TOL_KWH` per EV, are the solver's round-off, not
+    energy missing)."""
+    return float(report.loc[~report["honoured"], "shortfall_kwh"].sum())
+
+
 def verify(sessions: Sessions, p_charge_kw, p_discharge_kw, tol_kw: float = TOL_KW,
            tol_kwh: float = TOL_KWH) -> pd.DataFrame:
     """Check every reservation over its whole stay (see module docstring).

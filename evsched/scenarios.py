@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from evsched import metrics
+from evsched import disaggregation, metrics
 from evsched.aggregation import uncontrolled_station_demand
 from evsched.case import CaseData
 from evsched.errors import InexactRelaxationError, InputError, OptimisationError
@@ -155,7 +155,7 @@ class ScenarioResult(FlowFrames):
                     "reservations_not_honoured": (float("nan") if rep is None
                                                   else int((~rep["honoured"]).sum())),
                     "energy_not_delivered_kwh": (float("nan") if rep is None
-                                                 else energy_not_delivered_kwh(rep)),
+                                                 else disaggregation.energy_not_delivered_kwh(rep)),
                     "curtailment_kwh": self.curtailment_kwh,
                     "solver": self.solver})
         return row
@@ -282,13 +282,6 @@ def station_group(cd: CaseData, reactive: bool):
         from evsched.aggregation import exact_storage_group
         return exact_storage_group(cd.sessions, name=EV_GROUP, reactive=reactive, kind="ev_station")
     return cd.stations.storage_group(name=EV_GROUP, reactive=reactive)
-
-
-def energy_not_delivered_kwh(report: pd.DataFrame) -> float:
-    """Σ departure shortfall [kWh] of the reservations the verification does not honour
-    (shortfalls within its tolerance, :data:`evsched.disaggregation.TOL_KWH` per EV, are the
-    solver's round-off, not energy missing)."""
-    return float(report.loc[~report["honoured"], "shortfall_kwh"].sum())
 
 
 def reservation_check(cd: CaseData, res) -> pd.DataFrame:
