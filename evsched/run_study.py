@@ -169,21 +169,42 @@ def validate(params_path: Path, params: dict, declared: dict[str, dict]) -> None
         case.check_network(load_network(case.network))
 
 
-def notebook_networks(nb: Path) -> list[str] | None:
-    """The networks a notebook is written for (its metadata ``evsched.networks``, e.g.
-    ``["ieee33"]``), None if it runs on any network. A run on another network skips it."""
+NOTEBOOK_SCOPES = {"networks": "network", "resolutions": "resolution_min"}
+"""Notebook metadata ``evsched.<key>`` → the run parameter whose values it lists: a notebook
+written for some values only (e.g. ``"networks": ["ieee33"]``, ``"resolutions": [60]``) is
+skipped by a run with another value."""
+
+
+def notebook_scope(nb: Path) -> dict[str, list]:
+    """The run parameters a notebook is restricted to: ``{parameter: allowed values}`` from its
+    metadata (:data:`NOTEBOOK_SCOPES`); empty if it runs with any value."""
     meta = json.loads(Path(nb).read_text(encoding="utf-8")).get("metadata", {})
-    nets = meta.get("evsched", {}).get("networks") if isinstance(meta.get("evsched"), dict) else None
-    return list(nets) if isinstance(nets, list) else None
+    ev = meta.get("evsched") if isinstance(meta.get("evsched"), dict) else {}
+    return {param: list(ev[key]) for key, param in NOTEBOOK_SCOPES.items() if isinstance(ev.get(key), list)}
+
+
+def skip_reason(nb: Path, params: dict) -> str | None:
+    """Why a run with ``params`` (its file's values; schema defaults for the rest) skips ``nb``,
+    or None if it runs it."""
+    from evsched.schema import info
+    for param, allowed in notebook_scope(nb).items():
+        value = params.get(param, info(param).default)
+        if value not in allowed:
+            return (f"written for {param} {' / '.join(map(str, allowed))} only "
+                    f"(this run: {param} {value})")
+    return None
+
+
+def notebook_networks(nb: Path) -> list[str] | None:
+    """The networks a notebook is written for (metadata ``evsched.networks``), None if any."""
+    return notebook_scope(nb).get("network")
 
 
 def notebook_resolutions(nb: Path) -> list[int] | None:
-    """The time steps ``resolution_min`` a notebook is written for (its metadata
-    ``evsched.resolutions``, e.g. ``[60]`` for an hourly-only study), None if it runs at any
-    step. A run at another step skips it."""
-    meta = json.loads(Path(nb).read_text(encoding="utf-8")).get("metadata", {})
-    steps = meta.get("evsched", {}).get("resolutions") if isinstance(meta.get("evsched"), dict) else None
-    return [int(x) for x in steps] if isinstance(steps, list) else None
+    """The ``resolution_min`` a notebook is written for (metadata ``evsched.resolutions``),
+    None if any."""
+    steps = notebook_scope(nb).get("resolution_min")
+    return None if steps is None else [int(x) for x in steps]
 
 
 # --------------------------------------------------------------------------- runs
@@ -299,19 +320,10 @@ def run(params_path: Path, only: list[str] | None = None, out: Path | None = Non
     # the kernels inherit this: notebooks write where results_dir says, never into results/lab/
     # (evsched.figures.output_dir), and export PNGs
     os.environ["EVSCHED_BATCH_RUN"] = "1"
-    network = params.get("network", "ieee33")
     for k, nb in enumerate(nbs, 1):
-        nets = notebook_networks(nb)
-        if nets is not None and network not in nets:  # e.g. 00-02 on a SimBench feeder
-            print(f"[{k}/{len(nbs)}] {nb.name} skipped: written for network {' / '.join(nets)} "
-                  f"only (this run: network {network})", flush=True)
-            timings[nb.name] = "skipped"
-            continue
-        steps = notebook_resolutions(nb)
-        resolution = int(params.get("resolution_min", 60))
-        if steps is not None and resolution not in steps:  # e.g. an hourly-only study at 15 min
-            print(f"[{k}/{len(nbs)}] {nb.name} skipped: written for resolution_min "
-                  f"{' / '.join(map(str, steps))} only (this run: {resolution})", flush=True)
+        why = skip_reason(nb, params)  # e.g. 00-02 on a SimBench feeder, an hourly-only study at 15 min
+        if why:
+            print(f"[{k}/{len(nbs)}] {nb.name} skipped: {why}", flush=True)
             timings[nb.name] = "skipped"
             continue
         given = {key: val for key, val in params.items() if key in declared[nb.name]}
