@@ -426,3 +426,14 @@ def test_default_run_keeps_sweep_outputs_of_make_sweep(repo, fake, monkeypatch):
     assert (repo / "results" / "sweeps" / "year_small" / "cases.csv").read_text() == "small"
     run_study.run(repo / "params" / "default.yaml")   # a second run replaces only its own sub-folder
     assert (repo / "results" / "sweeps" / "year" / "cases.csv").read_text() == "full year"
+
+
+def test_notebooks_outside_their_scope_are_skipped(repo, fake, capsys):
+    # notebook 06 is hourly-only (metadata evsched.resolutions): a 15-minute run skips it
+    run_study.run(write(repo / "params" / "quarter.yaml", "resolution_min: 15\n"))
+    ran = [name for name, _ in fake.calls]
+    assert "06_uncertainty.ipynb" not in ran and "04_scenarios.ipynb" in ran
+    assert "06_uncertainty.ipynb skipped: written for resolution_min 60 only (this run: resolution_min 15)" \
+        in capsys.readouterr().out
+    info = json.loads((repo / "results" / "quarter" / MARKER).read_text())
+    assert info["notebooks"]["06_uncertainty.ipynb"] == "skipped"
