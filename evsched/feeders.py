@@ -45,7 +45,10 @@ capacities and profiles, on the CET clock of :func:`evsched.profiles.parse_clock
 :class:`evsched.history.Feeder` these profiles are the *classes* (normalised to an annual
 mean of 1; a generator class has a negative coefficient), so :mod:`evsched.forecast`
 forecasts them like the IEEE-33 customer classes and the bus forecast is their linear map.
-No calibration: the SimBench powers are used as they are.
+No calibration: the SimBench powers are used as they are. SimBench profiles are natively
+15-minute: the history keeps the quarter-hours of the loads, the must-take generators and the
+plants' availability, so a study at ``resolution_min: 15`` forecasts from them (the hourly
+arrays are their hourly means).
 
 **Stations and fleet** (:func:`station_rule`, :func:`fleet_size`): one station in each of the
 three MV feeders (lines leaving the busbar) with the largest reference load, at the bus of
@@ -195,6 +198,7 @@ def cut_at_transformers(net):
     upper = net.bus.index[net.bus.vn_kv.to_numpy() == hv_kv]
     kva = float((tr.sn_mva * tr.parallel).sum() * 1e3)
     slack = int(tr.lv_bus.iloc[0])
+    _check_one_busbar(net, tr, slack, name)
     sw = net.switch
     drop_sw = sw.index[(sw.et.isin(["t", "t3"])) | sw.bus.isin(upper)
                        | ((sw.et == "b") & sw.element.isin(upper))]
@@ -212,6 +216,34 @@ def cut_at_transformers(net):
     net.bus.drop(upper, inplace=True)
     pp.create_ext_grid(net, bus=slack, vm_pu=1.0, name="substation busbar (transformer LV side)")
     return net, kva
+
+
+def _check_one_busbar(net, tr, slack: int, name: str) -> None:
+    """The in-service transformers' LV buses must form one busbar: joined to ``slack`` (the
+    first transformer's LV bus, the study's slack) by closed bus-bus switches. Otherwise the
+    grid has several infeed points (one slack each), which the single-slack model cannot
+    represent: raise :class:`~evsched.errors.NetworkDataError` naming the transformer, its bus
+    and the open bus-bus switches that would join them."""
+    sw = net.switch[net.switch.et == "b"]
+    closed = sw[sw.closed.astype(bool)]
+    joined, frontier = {slack}, [slack]
+    while frontier:  # buses reachable from the slack through closed bus-bus switches
+        b = frontier.pop()
+        for other in (list(closed.element[closed.bus == b]) + list(closed.bus[closed.element == b])):
+            if int(other) not in joined:
+                joined.add(int(other))
+                frontier.append(int(other))
+    for t, lv in zip(tr.index, tr.lv_bus):
+        if int(lv) not in joined:
+            opened = sw.index[~sw.closed.astype(bool) & (sw.bus.isin(joined | {int(lv)})
+                                                         & sw.element.isin(joined | {int(lv)}))]
+            hint = (f"close bus-bus switch(es) {[int(i) for i in opened]}" if len(opened)
+                    else "join the busbars by a closed bus-bus switch")
+            raise NetworkDataError(
+                f"pandapower net '{name}': transformer {t} feeds bus {int(lv)}, which is not joined to bus "
+                f"{slack} (the LV busbar of transformer {int(tr.index[0])}, the slack) by closed bus-bus "
+                f"switches: several infeed points cannot be one slack; {hint}, or take transformer {t} "
+                "out of service")
 
 
 @dataclass
@@ -331,9 +363,11 @@ def simbench_feeder(code: str) -> SimbenchFeeder:
         own = plants[plants.kind == k].sort_values("capacity_kw", ascending=False, kind="stable")
         sites[k] = own.profile.iloc[0] if len(own) else RENEWABLE_SITES[k]
     sites.update(dict(zip(plants.site, plants.profile)))
-    ren = hourly(ren_tab[list(dict.fromkeys(sites.values()))].clip(lower=0.0))
-    renewables = pd.DataFrame({s: ren[p].to_numpy() for s, p in sites.items()}, index=ren.index)
-    history = build_history(feeder, renewables)
+    # SimBench profiles are 15-minute: the history keeps them (hourly means for the hourly
+    # arrays, the quarter-hours themselves for resolution_min = 15)
+    ren = ren_tab[list(dict.fromkeys(sites.values()))].clip(lower=0.0)
+    renewables_15min = pd.DataFrame({s: ren[p].to_numpy() for s, p in sites.items()}, index=ren.index)
+    history = build_history(feeder, renewables_15min=renewables_15min)
     return SimbenchFeeder(code=code, network=network, history=history, plants=plants,
                           must_take=must_take, transformer_kva=kva, pp_net=cut)
 

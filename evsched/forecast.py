@@ -435,15 +435,21 @@ def choose_model(metrics: pd.DataFrame) -> str:
     return str(metrics.loc[metrics.mape_pct.idxmin(), "model"])
 
 
-def error_band(detail: pd.DataFrame, model: str, quantiles=(0.1, 0.9)) -> pd.DataFrame:
+def error_band(detail: pd.DataFrame, model: str, quantiles=(0.1, 0.9),
+               resolution_min: int = 60) -> pd.DataFrame:
     """Per hour, quantiles of the backtest relative error r = actual/forecast − 1.
 
-    Returns ``hour, lo_pu, hi_pu``: the band for a forecast F is [F(1+lo), F(1+hi)].
+    Returns ``hour, lo_pu, hi_pu``: the band for a forecast F is [F(1+lo), F(1+hi)]. The
+    backtest is hourly; at ``resolution_min = 15`` every quarter-hour (``hour`` = its start,
+    0, 0.25, ...) carries the band of its clock hour, so the frame merges on ``hour`` with a
+    15-minute forecast.
     """
     g = detail[detail.model == model]
     r = (g.actual_kw / g.forecast_kw - 1).groupby(g.hour)
-    return pd.DataFrame({"hour": HOURS, "lo_pu": r.quantile(quantiles[0]).to_numpy(),
-                         "hi_pu": r.quantile(quantiles[1]).to_numpy()})
+    lo = r.quantile(quantiles[0]).reindex(HOURS).to_numpy()
+    hi = r.quantile(quantiles[1]).reindex(HOURS).to_numpy()
+    n = steps_per_hour(resolution_min)
+    return pd.DataFrame({"hour": step_hours(1 / n), "lo_pu": np.repeat(lo, n), "hi_pu": np.repeat(hi, n)})
 
 
 def renewable_backtest(target_day, *, days: int = 60, windows=(1, 7), history: History | None = None

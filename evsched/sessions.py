@@ -82,6 +82,20 @@ def step_hours(dt_h: float = 1.0) -> np.ndarray:
     return np.arange(n) if n == T_HOURS else np.arange(n) * float(dt_h)
 
 
+def hour_label(hour):
+    """A step's start hour as a plain number for messages and lists: ``18`` for a whole hour,
+    ``18.25`` for 18:15 (NumPy scalars become Python ``int`` / ``float``, so a list prints as
+    ``[18, 18.25]``, never ``np.float64(18.25)``); a label that is not a number is returned as
+    its string."""
+    try:
+        h = float(hour)
+    except (TypeError, ValueError):
+        return str(hour)
+    if not np.isfinite(h):
+        return str(hour)
+    return int(h) if h.is_integer() else round(h, 6)
+
+
 @dataclass
 class Sessions:
     """Per-session arrays on the day grid (S sessions × T steps of ``dt_h`` hours). Energies

@@ -161,3 +161,48 @@ def test_mv_rural_study_is_certified():
         assert row["exact"] and chk["max_voltage_mismatch_pu"] < 1e-4 and abs(chk["loss_rel_diff"]) < 5e-3
         assert row["reservations_not_honoured"] == 0
         assert row["max_loading_pct"] <= 100 + 1e-3 and chk["max_loading_mismatch_pct"] < 0.5
+
+
+def test_15_minute_history_keeps_simbenchs_own_quarter_hours(rural, raw):
+    """SimBench profiles are 15-minute: the plants' availability in the history is SimBench's
+    own quarter-hour value (not the hour's mean repeated), its hourly means are the hourly
+    history, and the 15-minute renewable forecast is the mean of the same quarter-hour over
+    the window (so the quarter-hours of one hour differ)."""
+    from evsched import forecast
+    h = rural.history
+    assert h.renewables_15min is not None and h.load_15min is not None
+    d = h.index_of("2016-12-07")
+    prof = raw.profiles["renewables"].set_index("time")
+    site = "wt@12"
+    profile = rural.plants.set_index("site").at[site, "profile"]
+    s = h.sites.index(site)
+    for q, label in ((48, "07.12.2016 12:00"), (49, "07.12.2016 12:15"), (75, "07.12.2016 18:45")):
+        assert h.renewables_15min[d, q, s] == pytest.approx(max(float(prof.at[label, profile]), 0.0), abs=1e-12)
+    np.testing.assert_allclose(h.renewables_15min.reshape(len(h.dates), 24, 4, -1).mean(axis=2),
+                               h.renewables, rtol=0, atol=1e-12)
+    fc = forecast.forecast_renewables("2016-12-07", 7, h, resolution_min=15)
+    w = fc[fc.site == site].sort_values("hour").availability_pu.to_numpy()
+    np.testing.assert_allclose(w, h.renewables_15min[d - 7:d, :, s].mean(axis=0), rtol=0, atol=1e-12)
+    assert np.ptp(w.reshape(24, 4), axis=1).max() > 1e-3   # not an hourly value repeated
+
+
+def test_transformers_on_separate_busbars_are_refused(raw):
+    """The slack is the transformers' one LV busbar: with the bus-bus switch between the two
+    busbar sections open, the second transformer would be a second infeed, which the cut
+    refuses, naming the transformer, its bus and the switch to close."""
+    import copy
+    net = copy.deepcopy(raw)
+    tr = net.trafo[net.trafo.in_service.astype(bool)]
+    a, b = (int(x) for x in tr.lv_bus)
+    sw = net.switch.index[(net.switch.et == "b") & net.switch.bus.isin([a, b]) & net.switch.element.isin([a, b])]
+    assert len(sw) == 1
+    net.switch.loc[sw, "closed"] = False
+    with pytest.raises(NetworkDataError, match=rf"transformer {tr.index[1]} feeds bus {b}, which is not joined "
+                                               rf"to bus {a} .*close bus-bus switch\(es\) \[{sw[0]}\]"):
+        feeders.cut_at_transformers(net)
+    # the slack is the first in-service transformer's LV busbar, whichever transformer that is
+    net = copy.deepcopy(raw)
+    net.trafo.loc[tr.index[0], "in_service"] = False
+    cut, kva = feeders.cut_at_transformers(net)
+    assert kva == pytest.approx(1e3 * float(tr.sn_mva.iloc[1]))
+    assert cut.ext_grid.bus.tolist() == [b]

@@ -19,6 +19,7 @@ from evsched.errors import InputError
 from evsched.reservations import validate_reservations
 from evsched.sessions import build_sessions, stay_presence, step_hours, steps_per_day, uncontrolled_charging
 from evsched.tou import hourly_curve, tou_on_grid, tou_table
+
 from ev_strategies import STATIONS, fleets, frame, good_row
 
 TARGET = "2016-12-07"
@@ -299,3 +300,52 @@ def test_a_notebook_may_declare_the_time_steps_it_is_written_for(tmp_path):
                          ({"evsched": {"networks": ["ieee33"]}}, None), ({}, None)):
         nb.write_text(json.dumps({"cells": [], "metadata": meta}))
         assert run_study.notebook_resolutions(nb) == expect
+
+
+# --- hours in messages and hand-offs ----------------------------------------------------------
+def test_hour_labels_print_as_plain_numbers():
+    from evsched.sessions import hour_label
+    assert [hour_label(h) for h in (np.float64(18.0), np.float64(18.25), np.int64(3), 0.75)] == [18, 18.25, 3, 0.75]
+    assert str([hour_label(h) for h in step_hours(QUARTER)[72:74]]) == "[18, 18.25]"
+    assert hour_label("09:00") == "09:00"
+
+
+def test_infeasible_quarter_hour_is_named_by_its_start_hour(ieee33):
+    """The elastic diagnosis names the step by its start hour (18.25), not its row (1) nor a
+    NumPy repr (np.float64(18.25))."""
+    from evsched.errors import OptimisationError
+    from evsched.model import OPFModel
+    p, q = ieee33.nominal_load()
+    m = OPFModel(ieee33, np.c_[0.5 * p, 1.6 * p], np.c_[0.5 * q, 1.6 * q], v_min_pu=0.95,
+                 dt_h=QUARTER, hours=step_hours(QUARTER)[72:74])
+    with pytest.raises(OptimisationError) as err:
+        m.solve()
+    msg = str(err.value)
+    assert "hour(s) [18.25]" in msg and "at bus 18, hour 18.25" in msg and "np." not in msg
+
+
+def test_inexactness_report_names_quarter_hours():
+    from evsched.model.result import OPFResult
+    empty = pd.DataFrame()
+    gap = pd.DataFrame({"hour": np.array([18.0, 18.25, 18.25, 3.0]), "from_bus": [1, 1, 2, 5],
+                        "to_bus": [2, 2, 3, 6], "gap_pu2": [1e-2, 2e-2, 1e-9, 1e-3]})
+    r = OPFResult(voltages=empty, branches=empty, dispatch=empty, storage=empty, relaxation_gap=gap,
+                  net_demand=empty, objective=0.0, solver="x", status="optimal", solve_seconds=0.0,
+                  solver_seconds=0.0, dt_h=QUARTER, max_relaxation_gap=2e-2, max_relaxation_gap_rel=2e-2,
+                  meta={"gap_scale": 1.0})
+    msg = r.inexactness_report()
+    assert "on 3 branch-hour(s): hours [3, 18, 18.25]" in msg and "np." not in msg
+
+
+def test_backtest_error_band_on_the_quarter_hour_grid():
+    """The hourly backtest's error band applies to each quarter-hour of its clock hour, so it
+    merges with a 15-minute forecast on ``hour``."""
+    detail = forecast.backtest(TARGET, days=60)
+    hourly = forecast.error_band(detail, "ridge")
+    quarter = forecast.error_band(detail, "ridge", resolution_min=15)
+    assert hourly.hour.tolist() == list(range(24)) and len(quarter) == 96
+    assert quarter.hour.tolist() == step_hours(QUARTER).tolist()
+    for col in ("lo_pu", "hi_pu"):
+        np.testing.assert_array_equal(quarter[col].to_numpy().reshape(24, 4), np.repeat(hourly[[col]].to_numpy(), 4, axis=1))
+    fc = forecast.day_ahead(TARGET, resolution_min=15).feeder
+    assert len(fc.merge(quarter, on="hour")) == 96

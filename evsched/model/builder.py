@@ -38,6 +38,7 @@ from evsched.model import rhs
 from evsched.model.devices import DeviceGroup, StorageGroup
 from evsched.model.result import OPFResult, build_result
 from evsched.network import Network
+from evsched.sessions import hour_label
 from evsched.solvers import select_solver
 
 ACCEPTED_STATUSES = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
@@ -52,7 +53,7 @@ def _entries(a: np.ndarray, flat_index: np.ndarray) -> np.ndarray:
     return a.ravel(order="F")[flat_index]
 
 
-def _fold_energy_bounds(g: StorageGroup, lo: np.ndarray, hi: np.ndarray, sb: float):
+def _fold_energy_bounds(g: StorageGroup, lo: np.ndarray, hi: np.ndarray, sb: float, hours=None):
     """Energy bounds of a storage group on its active (device, step) pairs only.
 
     ``E − E0`` only changes at active steps, so a bound at an inactive step t applies to the
@@ -70,7 +71,8 @@ def _fold_energy_bounds(g: StorageGroup, lo: np.ndarray, hi: np.ndarray, sb: flo
     bad = before & ((lo > 1e-9) | (hi < -1e-9))
     if bad.any():
         i, t = (int(x) for x in np.argwhere(bad)[0])
-        raise InputError(f"device group '{g.name}', device {i} at bus {g.buses[i]}, hour {t}: energy "
+        hour = hour_label(t if hours is None else hours[t])
+        raise InputError(f"device group '{g.name}', device {i} at bus {g.buses[i]}, hour {hour}: energy "
                          f"bounds [{lo[i, t] * sb:.6g}, {hi[i, t] * sb:.6g}] kWh (relative to the initial "
                          "energy) exclude 0, but the device cannot exchange power before this hour")
     rows = np.broadcast_to(np.arange(n)[:, None], (n, T))
@@ -131,7 +133,7 @@ class OPFModel:
         self.v_min_pu, self.v_max_pu, self.v_slack_pu = float(v_min_pu), float(v_max_pu), float(v_slack_pu)
         self.dt_h = float(dt_h)
         self._check_limits()
-        self.load_p_kw, self.load_q_kvar = self._load_matrices(load_p_kw, load_q_kvar)
+        self.load_p_kw, self.load_q_kvar = self._load_matrices(load_p_kw, load_q_kvar, hours)
         self.T = self.load_p_kw.shape[1]
         self.hours = np.arange(self.T) if hours is None else np.asarray(hours)
         self.groups = self._check_groups(devices)
@@ -165,7 +167,7 @@ class OPFModel:
         if not (self.dt_h > 0):
             raise InputError(f"dt_h = {self.dt_h}: the step length must be > 0 h")
 
-    def _load_matrices(self, p, q):
+    def _load_matrices(self, p, q, hours=None):
         p = np.asarray(p, dtype=float)
         q = np.asarray(q, dtype=float)
         if p.ndim == 1:
@@ -177,7 +179,8 @@ class OPFModel:
             bad = ~np.isfinite(a)
             if bad.any():
                 i, t = np.argwhere(bad)[0]
-                raise InputError(f"{name}: bus {self.network.bus_ids[i]}, hour {t} is {a[i, t]} (must be finite)")
+                hour = hour_label(t if hours is None or len(hours) != a.shape[1] else hours[t])
+                raise InputError(f"{name}: bus {self.network.bus_ids[i]}, hour {hour} is {a[i, t]} (must be finite)")
         if p.shape != q.shape:
             raise InputError(f"load_p_kw {p.shape} and load_q_kvar {q.shape} must have the same shape")
         return p, q
@@ -198,7 +201,7 @@ class OPFModel:
         if bad.size:
             k, t = bad[0]
             raise InputError(f"branch_rating_a: branch {k} ({self.network.bus_ids[self.network.branch_from[k]]}-"
-                             f"{self.network.bus_ids[self.network.branch_to[k]]}), hour {t} is {a[k, t]} A: "
+                             f"{self.network.bus_ids[self.network.branch_to[k]]}), hour {hour_label(self.hours[t])} is {a[k, t]} A: "
                              "a rating must be > 0 A in every hour, or NaN in every hour (unrated)")
         if rated is not None and not np.array_equal(finite[:, 0], rated):
             raise InputError("update: branch_rating_a must rate the same branches as the model was "
@@ -257,7 +260,7 @@ class OPFModel:
                     vals[f"{name}.s_max"] = _entries(g.s_max_kva, active) / sb
                 e0 = g.energy_initial_kwh[:, None] / sb
                 vals[f"{name}.e_min"], vals[f"{name}.e_max"] = _fold_energy_bounds(
-                    g, g.energy_min_kwh / sb - e0, g.energy_max_kwh / sb - e0, sb)
+                    g, g.energy_min_kwh / sb - e0, g.energy_max_kwh / sb - e0, sb, self.hours)
         return vals
 
     # --- build -------------------------------------------------------------------
@@ -384,7 +387,7 @@ class OPFModel:
         p, q = self.load_p_kw, self.load_q_kvar  # everything is checked before anything changes
         if load_p_kw is not None or load_q_kvar is not None:
             p, q = self._load_matrices(p if load_p_kw is None else load_p_kw,
-                                       q if load_q_kvar is None else load_q_kvar)
+                                       q if load_q_kvar is None else load_q_kvar, self.hours)
             if p.shape != self.load_p_kw.shape:
                 raise InputError(f"update: loads must keep shape {self.load_p_kw.shape}, got {p.shape}")
         for g in devices:

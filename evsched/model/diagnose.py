@@ -22,17 +22,15 @@ import cvxpy as cp
 import numpy as np
 
 from evsched.model import constraints as fam
+from evsched.sessions import hour_label
 
 SLACK_TOL = 1e-6
 PENALTY = 1e4
 
 
 def _hour(label):
-    """An hour label for the message (an int where it is one, the label otherwise)."""
-    try:
-        return int(label) if float(label) == int(label) else label
-    except (TypeError, ValueError):
-        return str(label)
+    """An hour label for the message: ``18``, ``18.25`` (:func:`evsched.sessions.hour_label`)."""
+    return hour_label(label)
 
 
 def _bound(elastic, slacks):

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from evsched.frames import FlowFrames, tidy
+from evsched.sessions import hour_label
 
 
 @dataclass
@@ -61,7 +62,7 @@ class OPFResult(FlowFrames):
         loose = self.loose_cones()
         if loose.empty:
             return f"the relaxation is exact (max relative gap {self.max_relaxation_gap_rel:.1e})"
-        hours = sorted(int(h) for h in loose["hour"].unique())
+        hours = [hour_label(h) for h in sorted(loose["hour"].unique())]
         branches = list(dict.fromkeys(f"{int(a)}-{int(b)}" for a, b in zip(loose["from_bus"], loose["to_bus"])))
         return (f"the SOC relaxation is not exact (max relative cone gap {self.max_relaxation_gap_rel:.3g} "
                 f"> {self.gap_tol_rel:g}) on {len(loose)} branch-hour(s): hours {hours}, branches "
