@@ -29,8 +29,13 @@ import time
 import numpy as np
 
 from evsched.aggregation import aggregate, exact_storage_group
-from evsched.disaggregation import (disaggregate, energy_not_delivered_kwh, session_schedule_from_result,
-                                    station_net_from_result, verify)
+from evsched.disaggregation import (
+    disaggregate,
+    energy_not_delivered_kwh,
+    session_schedule_from_result,
+    station_net_from_result,
+    verify,
+)
 from evsched.sessions import build_sessions
 
 PLACEHOLDER_LOAD_MULTIPLIER = np.array([

@@ -46,7 +46,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-
 from dataclasses import dataclass
 
 import cvxpy as cp

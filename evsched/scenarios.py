@@ -288,8 +288,7 @@ def reservation_check(cd: CaseData, res) -> pd.DataFrame:
     """Per-reservation verification (:func:`evsched.disaggregation.verify`, independent of the
     optimiser) of an S2/S3 solution: the per-EV schedule itself (``ev_model="exact"``) or the
     split of the station schedule onto the EVs (``"envelope"``)."""
-    from evsched.disaggregation import (disaggregate, session_schedule_from_result,
-                                        station_net_from_result, verify)
+    from evsched.disaggregation import disaggregate, session_schedule_from_result, station_net_from_result, verify
     if cd.case.ev_model == "exact":
         pc, pdis = session_schedule_from_result(res, EV_GROUP, cd.sessions.n)
         return verify(cd.sessions, np.maximum(pc, 0.0), np.maximum(pdis, 0.0))
