@@ -355,11 +355,14 @@ def peak_hour(results, reference: str = "S1") -> int | float:
 def tou_figure(table: pd.DataFrame, curve, title: str = "TOU periods on the forecast curve") -> go.Figure:
     """The TOU table on the curve it was derived from: one bar per hour coloured by period
     (:data:`TOU_COLORS`), the price as a step line on a right axis with round ticks whose
-    grid lines coincide with the load axis's."""
+    grid lines coincide with the load axis's. A sub-hourly curve (24·n steps, e.g. 96
+    quarter-hours) is drawn by its hourly means (the tariff's hours: the bars) and, over them,
+    as a line of its own steps, each inside its hour's bar."""
     from evsched.tou import hourly_curve
 
     t = table.sort_values("hour").reset_index(drop=True)
-    load = hourly_curve(curve)  # a 15-minute curve is shown as its hourly means (the tariff's hours)
+    steps = np.asarray(curve, dtype=float)
+    load = hourly_curve(steps)  # a 15-minute curve: the bars are its hourly means (the tariff's hours)
     fig = go.Figure()
     for k, period in enumerate(TOU_ORDER):
         sel = (t.period == period).to_numpy()
@@ -369,11 +372,18 @@ def tou_figure(table: pd.DataFrame, curve, title: str = "TOU periods on the fore
                         marker_color=TOU_COLORS[period], marker_line=dict(width=0.5, color="#666"),
                         hovertemplate=f"%{{x}}:00 · %{{y:.0f}} kW · {period.replace('_', ' ')} "
                                       f"({price:.3g} /kWh)<extra></extra>")
+    if steps.size > load.size:  # the sub-hourly steps, at their position inside the hour's bar
+        n = steps.size // load.size
+        start = np.arange(steps.size) / n            # step start [h]: 0, 0.25, ...
+        fig.add_scatter(x=start - 0.5 + 0.5 / n, y=steps, name=f"{60 // n}-minute forecast", mode="lines",
+                        legendrank=9, line=dict(color="#333", width=1.5), customdata=_clocks(start),
+                        hovertemplate="%{customdata} · %{y:.0f} kW<extra></extra>")
     fig.add_scatter(x=t.hour, y=t.price_per_kwh, name="price", yaxis="y2", mode="lines", legendrank=10,
                     line=dict(shape="hvh", color="black", width=2),
                     hovertemplate="%{x}:00 · price %{y:.3f} currency/kWh<extra></extra>")
-    step_l, step_p = nice_step(load.max()), nice_step(float(t.price_per_kwh.max()))
-    n = int(max(np.ceil(load.max() / step_l), np.ceil(t.price_per_kwh.max() / step_p)))
+    top = max(load.max(), steps.max())
+    step_l, step_p = nice_step(top), nice_step(float(t.price_per_kwh.max()))
+    n = int(max(np.ceil(top / step_l), np.ceil(t.price_per_kwh.max() / step_p)))
     fig.update_layout(
         title=title, template=TEMPLATE, barmode="overlay", height=440, bargap=0.1,
         xaxis=dict(title="hour", dtick=1),
