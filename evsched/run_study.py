@@ -27,6 +27,11 @@ the failing cell and leaves its partial output in ``results/<name>.failed/``
 ``--only NB`` re-runs only the notebooks whose file names start with ``NB`` (e.g. ``04``), on
 top of an existing complete run made with exactly the same parameters; ``run_info.json`` then
 records which notebooks were re-run and keeps the others' timings.
+
+Notebooks written for some networks or time steps only (metadata ``evsched.networks`` /
+``evsched.resolutions``, :func:`notebook_scope`) are skipped by runs outside them:
+``run_info.json`` records ``"skipped"`` as their time in ``notebooks`` and the reason in
+``skipped`` (``{notebook: reason}``).
 """
 from __future__ import annotations
 
@@ -315,7 +320,7 @@ def run(params_path: Path, only: list[str] | None = None, out: Path | None = Non
         staging.mkdir()
     print(f"evsched: {params_path} → {_rel(target)}/ ({len(nbs)} notebook(s); staged in "
           f"{_rel(staging)}/ until all succeed)", flush=True)
-    timings = {}
+    timings, skipped = {}, {}
     t_all = time.perf_counter()
     # the kernels inherit this: notebooks write where results_dir says, never into results/lab/
     # (evsched.figures.output_dir), and export PNGs
@@ -325,6 +330,7 @@ def run(params_path: Path, only: list[str] | None = None, out: Path | None = Non
         if why:
             print(f"[{k}/{len(nbs)}] {nb.name} skipped: {why}", flush=True)
             timings[nb.name] = "skipped"
+            skipped[nb.name] = why
             continue
         given = {key: val for key, val in params.items() if key in declared[nb.name]}
         given["results_dir"] = str(staging)
@@ -354,7 +360,7 @@ def run(params_path: Path, only: list[str] | None = None, out: Path | None = Non
         print(f"done in {timings[nb.name]:.1f} s", flush=True)
 
     info = {"params_file": _rel(params_path), "parameters": params,
-            "notebooks": timings, "partial_run": bool(only),
+            "notebooks": timings, "skipped": skipped, "partial_run": bool(only),
             "total_seconds": round(time.perf_counter() - t_all, 2),
             "python": platform.python_version(), "machine": platform.machine(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -363,6 +369,9 @@ def run(params_path: Path, only: list[str] | None = None, out: Path | None = Non
         info["notebooks"] = {nb.name: timings.get(nb.name, old.get(nb.name)) for nb in all_nbs
                              if nb.name in timings or nb.name in old}
         info["rerun_notebooks"] = list(timings)
+        old_skipped = previous.get("skipped") if isinstance(previous.get("skipped"), dict) else {}
+        info["skipped"] = {nb.name: skipped.get(nb.name, old_skipped.get(nb.name)) for nb in all_nbs
+                           if nb.name in skipped or (nb.name not in timings and nb.name in old_skipped)}
         info["previous_finished"] = previous.get("finished")
     try:
         with _no_interrupt():

@@ -437,3 +437,9 @@ def test_notebooks_outside_their_scope_are_skipped(repo, fake, capsys):
         in capsys.readouterr().out
     info = json.loads((repo / "results" / "quarter" / MARKER).read_text())
     assert info["notebooks"]["06_uncertainty.ipynb"] == "skipped"
+    why = "written for resolution_min 60 only (this run: resolution_min 15)"
+    assert info["skipped"] == {"06_uncertainty.ipynb": why}   # the reason is recorded, not only printed
+    # a partial re-run keeps the recorded reasons of the notebooks it did not touch
+    run_study.run(repo / "params" / "quarter.yaml", only=["04"])
+    info = json.loads((repo / "results" / "quarter" / MARKER).read_text())
+    assert info["skipped"] == {"06_uncertainty.ipynb": why} and info["rerun_notebooks"] == ["04_scenarios.ipynb"]
