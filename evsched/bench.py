@@ -24,10 +24,14 @@ power law in buses × steps (:func:`dpp_extrapolation`, table "DPP compilation t
 workers): wall time, cases/s, speed-up, task CPU time, peak memory of the process tree (driver +
 workers, kept under 4 GiB), and that the three ``cases.csv`` are byte-identical →
 ``results/bench/sweep.csv``, ``sweep.md``. ``--dpp`` runs only the DPP rows.
+
+``python -m evsched.bench --sweep params/sweeps/year.yaml --workers 1,2`` (``make bench-year``,
+about 15 minutes on 2 cores) times the full year the same way → ``sweep_year.csv``, ``.md``.
 """
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -139,7 +143,13 @@ def main() -> None:
     out = RESULTS / "bench"
     out.mkdir(parents=True, exist_ok=True)
     if len(sys.argv) >= 2 and sys.argv[1] == "--sweep":
-        sweep_benchmark(sys.argv[2] if len(sys.argv) > 2 else None, out=out)
+        args = sys.argv[2:]
+        workers = (0, 1, 2)
+        if "--workers" in args:
+            i = args.index("--workers")
+            workers = tuple(int(w) for w in args[i + 1].split(","))
+            del args[i:i + 2]
+        sweep_benchmark(args[0] if args else None, workers=workers, out=out)
         return
     cases = CASES
     if len(sys.argv) == 2 and sys.argv[1] == "--dpp":
@@ -257,7 +267,8 @@ def sweep_benchmark(spec=None, workers=(0, 1, 2), out=None) -> pd.DataFrame:
     Per run: cases, wall time, cases/s, speed-up over 1 worker, the tasks' CPU time (from
     ``timings.csv``: on a loaded machine wall time exceeds it), the peak resident memory of the
     whole process tree, and whether ``cases.csv`` is byte-identical to the in-process table.
-    Writes ``sweep.csv`` and ``sweep.md`` into ``out`` (when given)."""
+    Writes ``sweep.csv`` and ``sweep.md`` (``sweep_<spec>.csv``/``.md`` for another spec than
+    the default) into ``out`` (when given)."""
     import hashlib
     import tempfile
     from pathlib import Path
@@ -267,6 +278,7 @@ def sweep_benchmark(spec=None, workers=(0, 1, 2), out=None) -> pd.DataFrame:
 
     spec = Path(spec) if spec else PARAMS / "sweeps" / SWEEP_SPEC
     sw = load_spec(spec)
+    load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     rows, ref = [], None
     for w in workers:
         with tempfile.TemporaryDirectory() as d:
@@ -290,15 +302,17 @@ def sweep_benchmark(spec=None, workers=(0, 1, 2), out=None) -> pd.DataFrame:
     df["speedup_vs_1_worker"] = (float(one.iloc[0]) / df.wall_s).round(2) if len(one) else np.nan
     if out is not None:
         machine = f"{platform.machine()}, {_cpu_count()} cores, Python {platform.python_version()}"
-        df.to_csv(Path(out) / "sweep.csv", index=False)
-        (Path(out) / "sweep.md").write_text(
-            f"# evsched sweep benchmark ({time.strftime('%Y-%m-%d')}, {machine})\n\n{_markdown(df)}\n")
-        print(f"written: {Path(out) / 'sweep.csv'}, {Path(out) / 'sweep.md'}")
+        stem = "sweep" if spec.name == SWEEP_SPEC else f"sweep_{spec.stem}"
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        df.to_csv(Path(out) / f"{stem}.csv", index=False)
+        (Path(out) / f"{stem}.md").write_text(
+            f"# evsched sweep benchmark ({time.strftime('%Y-%m-%d')}, {machine}; "
+            f"load average {load0:.1f} at start, {load:.1f} at end)\n\n{_markdown(df)}\n")
+        print(f"written: {Path(out) / f'{stem}.csv'}, {Path(out) / f'{stem}.md'}")
     return df
 
 
 def _cpu_count() -> int:
-    import os
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
