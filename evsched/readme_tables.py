@@ -143,7 +143,7 @@ def wall_time_lines(folder, label: str) -> list[str]:
                 f"(run finished {str(info.get('finished', '?'))[:16].replace('T', ' ')}, "
                 f"Python {info.get('python', '?')}, {info.get('machine', '?')})")
     lines = [head + "; " + "; ".join(f"{_notebook(k)} {v:.0f} s" for k, v in ran.items())
-             + (("; skipped: " + "; ".join(f"{_notebook(k)} ({reasons.get(k, 'outside its scope')})"
+             + (("; skipped: " + "; ".join(f"{_notebook(k)} — {reasons.get(k, 'outside its scope')}"
                                            for k in skipped)) if skipped else "") + "."]
     return lines
 

@@ -76,7 +76,7 @@ def test_15_minute_block_comes_from_both_runs(runs):
     # the wall time of each run and notebook, and why a notebook was skipped
     assert "wall time, 60 min (`make run`): 771 s wall time" in block and "06 600 s" in block
     assert ("wall time, 15 min (`make run PARAMS=params/15min.yaml`): 601 s wall time" in block
-            and "03 240 s; 04 360 s; skipped: 06 (written for resolution_min 60 only" in block)
+            and "03 240 s; 04 360 s; skipped: 06 — written for resolution_min 60 only" in block)
 
 
 def test_ac_check_outside_the_tolerance_is_reported(tmp_path):
@@ -97,7 +97,7 @@ def test_mv_block_and_partial_run_times(tmp_path):
     assert "exact (gap 2e-09, ΔV 1e-09 p.u., loss +1e-05 %), 0 reservations short" in block
     assert "| S0 uncontrolled charging | 2500 |" in block and "| AC power flow |" in block
     assert "notebooks 170 s in all (notebook(s) 04 re-run with `ONLY=` on 2026-11-28" in block
-    assert "skipped: 00 (written for network ieee33 only" in block
+    assert "skipped: 00 — written for network ieee33 only" in block
 
 
 def test_write_fills_complete_runs_and_leaves_absent_ones(runs, tmp_path):
