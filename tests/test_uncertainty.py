@@ -283,3 +283,23 @@ def test_workers_do_not_change_the_numbers(study, tmp_path):
     mc.write_table(two.samples, tmp_path / "two.csv")
     mc.write_table(one, tmp_path / "one.csv")
     assert (tmp_path / "two.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
+
+
+def _length(x):
+    return len(x)
+
+
+@pytest.mark.slow
+def test_a_released_scatter_does_not_take_a_later_equal_one_with_it():
+    """The notebook's pattern: run_many scatters the setups and releases them, run_study scatters
+    the same setup again. With dask's content-hashed keys the second scatter got the first's key
+    and was freed with it ("lost dependencies" in notebook 06 with n_workers = 2)."""
+    payload = list(range(10_000))
+    with mc.Pool(2) as pool:
+        if pool.client is None:
+            pytest.skip("no dask worker processes can be started here")
+        first = pool.scatter(payload)
+        assert pool.map(_length, [(first,)]) == [10_000]
+        del first
+        second = pool.scatter(payload)
+        assert pool.map(_length, [(second,), (second,)]) == [10_000, 10_000]

@@ -281,7 +281,10 @@ class Pool:
         return False
 
     def scatter(self, obj):
-        return obj if self.client is None else self.client.scatter(obj, broadcast=True)
+        """``obj`` on every worker. ``hash=False``: a fresh key per call. With dask's default
+        content-hashed key, scattering an object that an earlier, already released scatter
+        held gets the old key and is freed with the old handle ("lost dependencies")."""
+        return obj if self.client is None else self.client.scatter(obj, broadcast=True, hash=False)
 
     def map(self, fn, args: list) -> list:
         if self.client is None:
