@@ -300,3 +300,21 @@ def test_show_survives_nbconvert(monkeypatch):
     assert "Plotly.newPlot" in body and "&lt;plotly figure" not in body
     spec = json.loads(re.search(r"spec = (\{.*?\});\n", html, re.S).group(1).replace("<\\/", "</"))
     assert spec["layout"]["height"] == 300
+
+
+def test_tou_figure_draws_a_quarter_hour_curve_inside_the_hourly_bars(tou):
+    """At 15 minutes the bars are the hourly means (the tariff's hours) and the 96 steps are a
+    line, each step inside its hour's bar, hovering its clock time."""
+    hourly = 2000 + 900 * np.sin(np.pi * (HOURS - 5) / 14).clip(0)
+    quarter = np.repeat(hourly, 4) + np.tile([-30.0, -10.0, 10.0, 30.0], 24)   # hourly means = hourly
+    fig = figures.tou_figure(tou, quarter)
+    bars = [tr for tr in fig.data if tr.type == "bar"]
+    got = pd.concat([pd.Series(tr.y, index=tr.x) for tr in bars]).sort_index()
+    np.testing.assert_allclose(got.to_numpy(), hourly)
+    line, = [tr for tr in fig.data if tr.name == "15-minute forecast"]
+    x = np.asarray(line.x, float)
+    assert len(x) == 96 and np.allclose(np.asarray(line.y, float), quarter)
+    assert (np.floor(x + 0.5) == np.repeat(HOURS, 4)).all() and x[73] == pytest.approx(18 - 0.5 + 0.125 + 0.25)
+    assert list(line.customdata[72:74]) == ["18:00", "18:15"]
+    # an hourly curve draws no line (the hourly figure is unchanged)
+    assert not [tr for tr in figures.tou_figure(tou, hourly).data if tr.name == "15-minute forecast"]
