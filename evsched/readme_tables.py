@@ -142,9 +142,12 @@ def wall_time_lines(folder, label: str) -> list[str]:
         head = (f"{label}: {info.get('total_seconds', total):.0f} s wall time "
                 f"(run finished {str(info.get('finished', '?'))[:16].replace('T', ' ')}, "
                 f"Python {info.get('python', '?')}, {info.get('machine', '?')})")
+    why: dict[str, list[str]] = {}   # notebooks skipped for the same reason are named together
+    for k in skipped:
+        why.setdefault(reasons.get(k, "outside its scope"), []).append(_notebook(k))
     lines = [head + "; " + "; ".join(f"{_notebook(k)} {v:.0f} s" for k, v in ran.items())
-             + (("; skipped: " + "; ".join(f"{_notebook(k)} — {reasons.get(k, 'outside its scope')}"
-                                           for k in skipped)) if skipped else "") + "."]
+             + (("; skipped: " + "; ".join(f"{', '.join(nbs)} — {reason}" for reason, nbs in why.items()))
+                if skipped else "") + "."]
     return lines
 
 

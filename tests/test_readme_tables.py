@@ -98,6 +98,11 @@ def test_mv_block_and_partial_run_times(tmp_path):
     assert "| S0 uncontrolled charging | 2500 |" in block and "| AC power flow |" in block
     assert "notebooks 170 s in all (notebook(s) 04 re-run with `ONLY=` on 2026-11-28" in block
     assert "skipped: 00 — written for network ieee33 only" in block
+    # notebooks skipped for one reason are named together
+    run = fake_run(tmp_path / "mv2", nbs={"00_network.ipynb": "skipped", "01_load_forecast.ipynb": "skipped",
+                                          "04_scenarios.ipynb": 90.0},
+                   skipped={"00_network.ipynb": "ieee33 only", "01_load_forecast.ipynb": "ieee33 only"})
+    assert "04 90 s; skipped: 00, 01 — ieee33 only." in rt.mv_block(run)
 
 
 def test_write_fills_complete_runs_and_leaves_absent_ones(runs, tmp_path):
