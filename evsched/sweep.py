@@ -285,8 +285,7 @@ def load_spec(spec, source: str | None = None) -> Sweep:
     day_rows = [{"target_day": d} for d in days] if days else [{}]
     swept_keys = list(zipped) + list(grid)
     combos = [(d, z, g) for d in day_rows for z in zip_rows for g in grid_rows]
-    from evsched.network import load_ieee33
-    network = load_ieee33()
+    from evsched.feeders import load_network  # the feeder each case's `network` names
     cases, seen, errors = [], set(), []
     for i, (d, z, g) in enumerate(combos, 1):
         values = {**fixed, **z, **g, **d}
@@ -294,7 +293,7 @@ def load_spec(spec, source: str | None = None) -> Sweep:
                           for k, v in {**z, **g, **d}.items()) or "the base case"
         where = f"case {i} of {len(combos)} ({label})"
         try:
-            case, options = _validated(values, base, load_case, network, source, where)
+            case, options = _validated(values, base, load_case, load_network, source, where)
         except InputError as exc:
             msg = str(exc)
             errors.append(msg if msg.startswith(source) else f"{source}, {where}: {msg}")
@@ -333,7 +332,7 @@ def spec_mapping(spec, *, base=None, params: dict | None = None) -> dict:
             "set": {**(params or {}), **(raw.get("set") or {})}}
 
 
-def _validated(values: dict, base, load_case, network, source: str, where: str):
+def _validated(values: dict, base, load_case, load_network, source: str, where: str):
     """(Case, options) of one case's flat ``values``; InputError naming spec, case and key."""
     from evsched.params import rewrite_source
 
@@ -356,7 +355,7 @@ def _validated(values: dict, base, load_case, network, source: str, where: str):
     if "target_day" not in case.forecast:
         raise InputError(f"{source}, {where}: no target_day (set it in the base file, set: or days:)")
     with rewrite_source({"case parameter": f"{source}, {where}, case parameter"}):
-        case.check_network(network)
+        case.check_network(load_network(case.network))
     return case, options
 
 
@@ -403,11 +402,11 @@ def case_parameters(sweep: Sweep, case_id: str, swept: dict | None = None,
 
 
 # --------------------------------------------------------------------------- one case (a task)
-@functools.lru_cache(maxsize=1)
-def _network():
-    """The feeder, loaded once per process."""
-    from evsched.network import load_ieee33
-    return load_ieee33()
+@functools.lru_cache(maxsize=4)
+def _network(network: str = "ieee33"):
+    """The feeder a case's ``network`` parameter names, loaded once per process."""
+    from evsched.feeders import load_network
+    return load_network(network)
 
 
 class BuildFailed:
@@ -431,7 +430,7 @@ def build_inputs(case):
     from evsched.case import build_case
     try:
         with _one_thread():
-            return build_case(case, _network())
+            return build_case(case, _network(case.network))
     except Exception as exc:  # noqa: BLE001 - a failing case is a row, never the end of the sweep
         return BuildFailed(f"{type(exc).__name__}: {exc}")
 

@@ -322,3 +322,16 @@ def test_case_parameters_by_id_or_by_swept_values(tmp_path):
     assert sweep.case_parameters(s, "an-older-id", swept=row) == (changed, {"load_pf": 0.95})
     with pytest.raises(InputError, match="no case with case_id"):
         sweep.case_parameters(s, "an-older-id")
+
+
+def test_a_sweep_runs_on_the_feeder_its_base_file_names(tmp_path):
+    """A spec based on params/mv_rural.yaml validates its buses on the SimBench feeder (not on
+    IEEE 33) and runs its cases there (notebook 07 under `make run PARAMS=params/mv_rural.yaml`)."""
+    spec = sweep.spec_mapping(PARAMS / "sweeps" / "year_small.yaml", base=PARAMS / "mv_rural.yaml")
+    small = sweep.load_spec({**spec, "days": ["2016-12-06"], "scenarios": ["S1", "S2"]}, source="mv")
+    assert [c.case.network for c in small.cases] == ["simbench:1-MV-rural--0-sw"]
+    cases = sweep.run_sweep(small, tmp_path / "out", workers=0, progress=False)
+    assert cases.status.tolist() == ["ok", "ok"] and cases.exact.all()
+    bad = {**spec, "days": ["2016-12-06"], "set": {"station_buses": [13, 52, 200]}}
+    with pytest.raises(InputError, match=r"bus 200 must be a non-substation bus of 'simbench:1-MV-rural--0-sw'"):
+        sweep.load_spec(bad, source="mv")
