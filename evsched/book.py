@@ -12,18 +12,27 @@
   HTML form of :func:`evsched.figures.figure_html`;
 * ``gallery.html`` and ``figures/`` — every figure of the run (``<run>/figures/*.html``, PNG
   previews where ``make png-support`` made them), with ``plotly.min.js`` copied beside them;
-* ``data/`` — the two headline CSV files.
+* ``data/`` — the two headline CSV files;
+* ``notebooks/mathjax/`` — the part of MathJax 2.7 that typesets the notebooks' LaTeX
+  (:data:`MATHJAX_PARTS`, about 2.5 MB), copied from the Jupyter package
+  ``jupyter-server-mathjax``.
 
-Offline by construction: the only scripts are ``figures/plotly.min.js`` and inline ones; the
-nbconvert template's require.js, MathJax and Mermaid (all from a CDN) are left out, so
-formulas in Markdown cells show as their TeX source. The report is rebuilt from scratch each
-time (into a staging folder, then swapped in), so it always matches the run's current files.
+Offline by construction: the only scripts are ``figures/plotly.min.js``,
+``notebooks/mathjax/`` and inline ones; the nbconvert template's require.js, MathJax and
+Mermaid (all from a CDN) are left out. MathJax is the local copy, configured inline
+(:data:`MATHJAX_CONFIG`: ``$…$``/``\\(…\\)`` inline, ``$$…$$``/``\\[…\\]`` display, HTML-CSS
+output with the bundled STIX-Web woff fonts, no contextual menu, whose accessibility explorer
+would fetch speech rules from a CDN). Without ``jupyter-server-mathjax`` the report is built
+all the same, with formulas shown as their TeX source and one line saying so. The report is
+rebuilt from scratch each time (into a staging folder, then swapped in), so it always
+matches the run's current files.
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import html
+import importlib.util
 import json
 import os
 import re
@@ -49,7 +58,14 @@ _TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
 <script src="{{ resources.evsched_plotly_js }}"></script>
 {%- endblock html_head_js_requirejs -%}
 {% block jupyter_widgets %}{% endblock jupyter_widgets %}
-{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mathjax -%}
+{%- if resources.evsched_mathjax %}
+<script type="text/x-mathjax-config">
+{{ resources.evsched_mathjax_config }}
+</script>
+<script src="{{ resources.evsched_mathjax }}"></script>
+{%- endif -%}
+{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {%- block html_head_css -%}
 <style>
@@ -67,6 +83,44 @@ _TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
 <a href="../gallery.html">figures</a></nav>
 {%- endblock body_header -%}
 """
+
+MATHJAX_DIR = "mathjax"  # under notebooks/ (Firefox loads file:// fonts from the page's folder or below only)
+MATHJAX_HINT = ("jupyter-server-mathjax (MathJax) is not installed: the report's formulas show as TeX source; "
+                "install it (`make setup`, or `.venv/bin/pip install jupyter-server-mathjax==0.2.6` as pinned "
+                "in requirements.lock) and run `make report` again")
+#: What of ``jupyter_server_mathjax/static`` (MathJax 2.7) the report ships: the combined
+#: configuration (TeX input, AMS, HTML-CSS/PreviewHTML output, tex2jax, menu code, all in one
+#: file) and what it loads on demand while typesetting: TeX extensions (``\cancel``, ``\color``,
+#: …), operator tables, HTML-CSS autoload modules, the STIX-Web font data and woff fonts. Left
+#: out (about 8 MB): the SVG output fonts (the package has no SVG output jax), the localisations
+#: and the accessibility extensions (reached only through the contextual menu, which is off).
+MATHJAX_PARTS = ("MathJax.js", "LICENSE", "config/TeX-AMS-MML_HTMLorMML-full.js", "extensions",
+                 "jax/input", "jax/element", "jax/output/HTML-CSS", "fonts/HTML-CSS/STIX-Web/woff")
+MATHJAX_SKIP = ("a11y",)  # under extensions/
+MATHJAX_CONFIG_FILE = "config/TeX-AMS-MML_HTMLorMML-full.js"
+#: The inline configuration of every notebook page, before ``MathJax.js`` loads: nbconvert's
+#: delimiters and equation numbering; ``text-macros`` so that ``\_`` inside ``\texttt{}`` is an
+#: underscore; HTML-CSS output with the STIX-Web woff fonts only (no local fonts, no image
+#: fonts: neither is shipped); no contextual menu (its renderer, language and accessibility
+#: entries load files that are not shipped, the accessibility explorer speech rules from a
+#: CDN). The ``src: null`` entries drop the ``src`` of @font-face rules MathJax declares but
+#: does not need here, each of which Chromium reports as a console error on file:// pages: the
+#: HTML-CSS test font ``url('about:blank')`` (a font that never loads, as no source does) and
+#: the MathJax TeX ``.otf`` fonts that the MathML output jax (started alongside, for the hidden
+#: assistive MathML) points at and the package does not ship.
+MATHJAX_CONFIG = r"""MathJax.Hub.Config({
+  config: ["TeX-AMS-MML_HTMLorMML-full.js"],
+  tex2jax: {inlineMath: [["$", "$"], ["\\(", "\\)"]], displayMath: [["$$", "$$"], ["\\[", "\\]"]],
+            processEscapes: true, processEnvironments: true},
+  TeX: {extensions: ["text-macros.js"], equationNumbers: {autoNumber: "AMS", useLabelIds: true}},
+  "HTML-CSS": {availableFonts: [], preferredFont: null, webFont: "STIX-Web", imageFont: null,
+               linebreaks: {automatic: true}, styles: {"@font-face": {src: null}}},
+  NativeMML: {styles: {"@font-face /*1*/": {src: null}, "@font-face /*2*/": {src: null},
+                       "@font-face /*3*/": {src: null}, "@font-face /*4*/": {src: null},
+                       "@font-face /*5*/": {src: null}, "@font-face /*6*/": {src: null}}},
+  showMathMenu: false, showMathMenuMSIE: false,
+  displayAlign: "center", messageStyle: "none"
+});"""
 
 _CSS = """
 body { font: 15px/1.5 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
@@ -144,8 +198,37 @@ def add_html_to_plotly_outputs(nb, plotlyjs_src: str = "../figures/plotly.min.js
     return nb
 
 
-def convert_notebook(src: Path, dest: Path, notebooks: list[tuple[str, str]]) -> str:
-    """Convert one executed notebook to HTML (offline lab template); returns its title."""
+def mathjax_source() -> Path | None:
+    """MathJax 2.7's folder in the installed ``jupyter-server-mathjax`` (found without importing
+    it, which would import jupyter_server), or None if that package is absent or incomplete."""
+    try:
+        spec = importlib.util.find_spec("jupyter_server_mathjax")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin:
+        return None
+    static = Path(spec.origin).parent / "static"
+    complete = all((static / f).is_file() for f in ("MathJax.js", MATHJAX_CONFIG_FILE,
+                                                    "jax/output/HTML-CSS/fonts/STIX-Web/fontdata.js"))
+    return static if complete else None
+
+
+def copy_mathjax(static: Path, dest: Path) -> None:
+    """Copy :data:`MATHJAX_PARTS` of MathJax's ``static`` folder into ``dest`` (what the notebook
+    pages load: about 190 files, 2.5 MB)."""
+    for part in MATHJAX_PARTS:
+        src = static / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, ignore=lambda d, names: [n for n in names if n in MATHJAX_SKIP])
+        elif src.is_file():
+            (dest / part).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / part)
+
+
+def convert_notebook(src: Path, dest: Path, notebooks: list[tuple[str, str]], mathjax: str | None = None) -> str:
+    """Convert one executed notebook to HTML (offline lab template); returns its title.
+    ``mathjax``: the relative URL of a local ``MathJax.js`` the page loads, configured with
+    :data:`MATHJAX_CONFIG` (None: formulas stay as TeX source)."""
     import nbformat
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
@@ -157,7 +240,8 @@ def convert_notebook(src: Path, dest: Path, notebooks: list[tuple[str, str]]) ->
     exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"evsched_report.html.j2": _TEMPLATE})],
                             template_file="evsched_report.html.j2")
     body, _ = exporter.from_notebook_node(nb, resources={
-        "evsched_plotly_js": "../figures/plotly.min.js", "evsched_notebooks": notebooks})
+        "evsched_plotly_js": "../figures/plotly.min.js", "evsched_notebooks": notebooks,
+        "evsched_mathjax": mathjax, "evsched_mathjax_config": MATHJAX_CONFIG})
     dest.write_text(body, encoding="utf-8")
     return title
 
@@ -318,10 +402,23 @@ def build_report(run: Path, out: Path | None = None, how: str = "make run") -> P
             shutil.copy2(run / n, staging / "data" / n)
 
     sources = sorted((run / "notebooks").glob("*.ipynb"))
+    mathjax = None
+    if sources:
+        static = mathjax_source()
+        if static is None:
+            print(f"evsched report: note: {MATHJAX_HINT}")
+        else:
+            try:
+                copy_mathjax(static, staging / "notebooks" / MATHJAX_DIR)
+                mathjax = f"{MATHJAX_DIR}/MathJax.js"
+            except OSError as exc:
+                shutil.rmtree(staging / "notebooks" / MATHJAX_DIR, ignore_errors=True)
+                print(f"evsched report: note: MathJax could not be copied from {static} ({exc}); "
+                      "the report's formulas show as TeX source")
     import nbformat
     notebooks = [(p.stem, notebook_title(nbformat.read(p, as_version=4)) or p.stem) for p in sources]
     for p in sources:
-        convert_notebook(p, staging / "notebooks" / f"{p.stem}.html", notebooks)
+        convert_notebook(p, staging / "notebooks" / f"{p.stem}.html", notebooks, mathjax)
     gallery, n_fig = _gallery(staging / "figures")
     (staging / "gallery.html").write_text(gallery, encoding="utf-8")
     (staging / "index.html").write_text(_index(run, info, notebooks, n_fig), encoding="utf-8")

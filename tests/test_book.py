@@ -5,7 +5,10 @@ browser test executes two real notebooks (00 network, 02 TOU: about 15 s) into a
 run folder, builds its report and opens every page in Debian's Chromium through playwright
 over file:// URLs: no console error, no request other than file:// (or data:), every plotly
 figure drawn (an svg inside each ``.js-plotly-plot``), every link of the index and gallery
-resolving. Without /usr/bin/chromium it is skipped with the command that installs it.
+resolving, and on the notebook pages the LaTeX typeset by the report's local MathJax (every
+formula output, none a TeX error, no ``$$`` left in the text; notebook 00's DistFlow
+equations drawn as a multi-line display). Without /usr/bin/chromium it is skipped with the
+command that installs it.
 """
 from __future__ import annotations
 
@@ -121,10 +124,30 @@ def test_report_structure_and_offline(fabricated_run):
     _assert_offline(site)
     nb_html = (site / "notebooks" / "00_fabricated.html").read_text()
     assert nb_html.count("Plotly.newPlot") == 2 and "../figures/plotly.min.js" in nb_html
+    if book.mathjax_source() is not None:                          # maths typeset by a local MathJax
+        assert '<script src="mathjax/MathJax.js"></script>' in nb_html and "MathJax.Hub.Config" in nb_html
+        for rel in ("MathJax.js", "config/TeX-AMS-MML_HTMLorMML-full.js", "extensions/TeX/AMSmath.js",
+                    "jax/output/HTML-CSS/fonts/STIX-Web/fontdata.js",
+                    "fonts/HTML-CSS/STIX-Web/woff/STIXMathJax_Main-Regular.woff"):
+            assert (site / "notebooks" / book.MATHJAX_DIR / rel).is_file(), rel
+        assert not (site / "notebooks" / book.MATHJAX_DIR / "localization").exists()
     # rebuilt from scratch: a stale file disappears
     (site / "stale.html").write_text("old")
     book.build_report(fabricated_run)
     assert not (site / "stale.html").exists()
+
+
+def test_report_without_mathjax(fabricated_run, monkeypatch, capsys):
+    """An environment without jupyter-server-mathjax still gets its report: formulas as TeX
+    source, one line saying why."""
+    monkeypatch.setattr(book, "mathjax_source", lambda: None)
+    site = book.build_report(fabricated_run).parent
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "jupyter-server-mathjax" in out and "not installed" in out
+    nb_html = (site / "notebooks" / "00_fabricated.html").read_text()
+    assert "MathJax" not in nb_html and "$x^2$" in nb_html
+    assert not (site / "notebooks" / book.MATHJAX_DIR).exists()
+    _assert_offline(site)
 
 
 def _assert_offline(site: Path) -> None:
@@ -152,6 +175,31 @@ def _assert_links_resolve(page: Path) -> int:
 
 
 # --- the browser test ----------------------------------------------------------------------
+
+# MathJax is done with a page once its startup has ended and every formula has its HTML-CSS
+# output (a <nobr>, or a .noError box for TeX it cannot parse) in its .MathJax frame; the fast
+# preview (.MJXp-math) shown first is gone by then. 'End' alone is too early: the HTML-CSS pass
+# can still be running. A TeX error is an <merror> in the formula's MathML, an undefined macro a
+# red <mtext> holding its name; TeX source would show in the Markdown cells' text.
+MATHJAX_END = "MathJax.Hub.Register.StartupHook('End', function () { window.evschedMathJaxEnd = true; })"
+MATHJAX_DONE = """() => window.evschedMathJaxEnd === true && !document.querySelector('.MJXp-math')
+    && document.querySelectorAll('.MathJax > nobr, .MathJax .noError').length
+       === document.querySelectorAll('script[type^="math/tex"]').length"""
+MATHJAX_STATE = r"""() => {
+    const jax = MathJax.Hub.getAllJax().map(j => {
+        let mml = '';
+        try { mml = j.root.toMathML(''); } catch (e) { mml = 'toMathML failed: ' + e; }
+        const frame = document.getElementById(j.inputID + '-Frame');
+        const box = frame ? (frame.closest('.MathJax_Display') || frame) : null;
+        return {mml: mml, display: j.root.display === 'block', height: box ? box.getBoundingClientRect().height : 0};
+    });
+    return {formulas: document.querySelectorAll('script[type^="math/tex"]').length,
+            typeset: document.querySelectorAll('.MathJax > nobr, .MathJax .noError').length,
+            displays: jax.filter(j => j.display),
+            errors: jax.filter(j => /<merror|<mtext mathcolor="red">\\/.test(j.mml)).map(j => j.mml.slice(0, 200)),
+            markdown: Array.from(document.querySelectorAll('.jp-RenderedMarkdown')).map(e => e.innerText).join('\n')};
+}"""
+
 
 @pytest.fixture(scope="module")
 def real_site(tmp_path_factory):
@@ -192,6 +240,8 @@ def test_report_in_a_browser(real_site):
     pages = ([site / "index.html", site / "gallery.html"] + sorted((site / "notebooks").glob("*.html"))
              + sorted((site / "figures").glob("*.html")))
     problems, n_plots = [], 0
+    maths = book.mathjax_source() is not None          # jupyter-server-mathjax installed (pinned)
+    n_formulas = {}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(book.CHROMIUM), args=["--no-sandbox"])
         try:
@@ -205,13 +255,34 @@ def test_report_in_a_browser(real_site):
                 page.on("request", lambda r, e=remote: None if r.url.startswith(("file:", "data:", "about:", "blob:"))
                         else e.append(r.url))
                 page.goto(page_file.resolve().as_uri(), wait_until="load")
+                name = str(page_file.relative_to(site))
+                if maths and page_file.parent.name == "notebooks":
+                    page.evaluate(MATHJAX_END)
+                    try:
+                        page.wait_for_function(MATHJAX_DONE, timeout=60_000)
+                    except Exception:  # playwright's TimeoutError
+                        problems.append(f"{name}: MathJax did not typeset the page within 60 s")
+                    state = page.evaluate(MATHJAX_STATE)
+                    n_formulas[page_file.stem] = state["typeset"]
+                    if state["typeset"] != state["formulas"]:
+                        problems.append(f"{name}: {state['typeset']} of {state['formulas']} formulas typeset")
+                    if state["errors"]:
+                        problems.append(f"{name}: {len(state['errors'])} TeX errors {state['errors'][:2]}")
+                    if "$$" in state["markdown"] or "\\begin{" in state["markdown"]:
+                        problems.append(f"{name}: TeX source left in the Markdown text")
+                    if page_file.stem.startswith("00_"):   # the DistFlow equations of section 3
+                        distflow = [d for d in state["displays"] if "<mtable" in d["mml"]]
+                        if not distflow or distflow[0]["height"] < 80:
+                            problems.append(f"{name}: DistFlow equations not drawn as a multi-line display "
+                                            f"(displays {[round(d['height']) for d in state['displays']]} px high)")
+                        if "\\ell_{k,t}" in state["markdown"]:
+                            problems.append(f"{name}: DistFlow equations shown as TeX source")
                 plots = page.locator(".js-plotly-plot")
                 count = plots.count()
                 drawn = page.locator(".js-plotly-plot svg.main-svg").count()
                 placeholders = page.locator(".evsched-figure > p").count()
                 broken_imgs = page.evaluate("Array.from(document.images).filter(i => i.complete && i.naturalWidth === 0)"
                                             ".map(i => i.src)")
-                name = str(page_file.relative_to(site))
                 if errors:
                     problems.append(f"{name}: console errors {errors[:3]}")
                 if remote:
@@ -231,3 +302,5 @@ def test_report_in_a_browser(real_site):
             browser.close()
     assert not problems, "\n".join(problems)
     assert n_plots >= 4
+    if maths:
+        assert n_formulas.get("00_network", 0) >= 20, n_formulas   # 00's inline and display maths
