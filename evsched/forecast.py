@@ -65,7 +65,11 @@ Metrics (rolling backtest over the ``days`` days before the target day, feeder l
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
+import pickle
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -74,6 +78,7 @@ from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
 from evsched.errors import input_error
 from evsched.history import Feeder, build_feeder, hourly, renewable_history
+from evsched.paths import RUN_CACHE_ENV
 from evsched.schema import defaults as _schema_defaults
 from evsched.sessions import step_hours
 
@@ -538,15 +543,47 @@ def day_ahead(target_day, model: str = _D["forecast_model"], train_days: int = _
     the hourly forecast).
 
     ``model='auto'`` runs the backtest first (hourly) and uses the model with the lowest MAPE.
+
+    Within a batch run (``make run``: :mod:`evsched.run_study` sets :data:`RUN_CACHE_ENV` to a
+    folder outside ``results/`` that lives as long as the run) the forecast is computed once and
+    read back by every later notebook: the file is named by a digest of the arguments and of the
+    history's data, so other parameters or another feeder never get it.
     """
     history = default_history() if history is None else history
+    args = (str(pd.Timestamp(target_day).date()), model, int(train_days), int(renewable_window_days),
+            int(backtest_days), int(resolution_min))
+    cached = _run_cache_path(args, history)
+    if cached is not None and cached.exists():
+        with open(cached, "rb") as fh:
+            return pickle.load(fh)
     if model == "auto":
         model = choose_model(backtest_metrics(backtest(target_day, days=backtest_days,
                                                        train_days=train_days, history=history)))
     load = forecast_bus_load(target_day, model, train_days, history, resolution_min)
     feeder = load.groupby("hour", as_index=False)[["p_kw", "q_kvar"]].sum()
     ren = forecast_renewables(target_day, renewable_window_days, history, resolution_min)
-    return DayAhead(pd.Timestamp(target_day), model, load, feeder, ren)
+    out = DayAhead(pd.Timestamp(target_day), model, load, feeder, ren)
+    if cached is not None:
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            pickle.dump(out, fh)
+        os.replace(tmp, cached)  # atomic: a reader never sees half a file
+    return out
+
+
+def _run_cache_path(args: tuple, history: History):
+    """The cache file of a :func:`day_ahead` call in this run's cache folder, or None."""
+    folder = os.environ.get(RUN_CACHE_ENV)
+    if not folder or not os.path.isdir(folder):
+        return None
+    h = hashlib.sha256(repr(args).encode())
+    for a in (history.load, history.renewables, history.load_15min, history.renewables_15min,
+              history.dates.asi8, history.day_type):
+        if a is not None:
+            h.update(np.ascontiguousarray(a).tobytes())
+    h.update(repr((history.classes, history.sites)).encode())
+    h.update(pickle.dumps(history.feeder))
+    return Path(folder) / f"day_ahead-{h.hexdigest()[:24]}.pkl"
 
 
 # --------------------------------------------------------------------------- parameters

@@ -16,3 +16,7 @@ def rel(path) -> str:
         return str(Path(path).resolve().relative_to(ROOT))
     except ValueError:
         return str(path)
+
+RUN_CACHE_ENV = "EVSCHED_RUN_CACHE"
+"""Environment variable naming the folder where one batch run (:mod:`evsched.run_study`) keeps
+results that several notebooks need, e.g. the day-ahead forecast (unset: nothing is cached)."""

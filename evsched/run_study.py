@@ -43,13 +43,14 @@ import re
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from evsched.errors import InputError
-from evsched.paths import NOTEBOOKS, PARAMS, RESULTS, ROOT
+from evsched.paths import NOTEBOOKS, PARAMS, RESULTS, ROOT, RUN_CACHE_ENV
 
 KERNEL = "evsched"
 COMPLETE_MARKER = "run_info.json"
@@ -325,39 +326,51 @@ def run(params_path: Path, only: list[str] | None = None, out: Path | None = Non
     # the kernels inherit this: notebooks write where results_dir says, never into results/lab/
     # (evsched.figures.output_dir), and export PNGs
     os.environ["EVSCHED_BATCH_RUN"] = "1"
-    for k, nb in enumerate(nbs, 1):
-        why = skip_reason(nb, params)  # e.g. 00-02 on a SimBench feeder, an hourly-only study at 15 min
-        if why:
-            print(f"[{k}/{len(nbs)}] {nb.name} skipped: {why}", flush=True)
-            timings[nb.name] = "skipped"
-            skipped[nb.name] = why
-            continue
-        given = {key: val for key, val in params.items() if key in declared[nb.name]}
-        given["results_dir"] = str(staging)
-        if "params_file" in declared[nb.name]:  # notebooks that read the whole case from the file
-            given["params_file"] = str(params_path.resolve())
-        print(f"[{k}/{len(nbs)}] {nb.name} ...", end=" ", flush=True)
-        t0 = time.perf_counter()
-        try:
-            execute(nb, staging / "notebooks" / nb.name, given)
-        except pm.PapermillExecutionError as exc:
-            print("FAILED", flush=True)
-            failed = _keep_failed(dirs)
-            print(f"\n{nb.name}: cell {exc.exec_count} raised {exc.ename}: {exc.evalue}\n"
-                  f"--- failing cell ---\n{exc.source}\n--------------------\n"
-                  f"The partial output is in {_rel(failed)}/ (executed notebook: "
-                  f"{_rel(failed / 'notebooks' / nb.name)}); {_state(target)}",
-                  file=sys.stderr, flush=True)
-            raise SystemExit(1) from None
-        except BaseException as exc:  # kernel missing, interrupted, ...: keep what was written
-            print("FAILED" if not isinstance(exc, KeyboardInterrupt) else "INTERRUPTED", flush=True)
-            failed = _keep_failed(dirs)
-            hint = " (run `make setup` to register the 'evsched' kernel)" if "NoSuchKernel" in type(exc).__name__ else ""
-            print(f"{nb.name}: {type(exc).__name__}: {exc}{hint}; partial output in {_rel(failed)}/; "
-                  f"{_state(target)}", file=sys.stderr, flush=True)
-            raise
-        timings[nb.name] = round(time.perf_counter() - t0, 2)
-        print(f"done in {timings[nb.name]:.1f} s", flush=True)
+    # one forecast per run: evsched.forecast.day_ahead keeps its result here for the later
+    # notebooks (a folder outside results/, removed when the run ends, however it ends)
+    cache = Path(tempfile.mkdtemp(prefix="evsched-run-cache-"))
+    previous_cache = os.environ.get(RUN_CACHE_ENV)
+    os.environ[RUN_CACHE_ENV] = str(cache)
+    try:
+        for k, nb in enumerate(nbs, 1):
+            why = skip_reason(nb, params)  # e.g. 00-02 on a SimBench feeder, an hourly-only study at 15 min
+            if why:
+                print(f"[{k}/{len(nbs)}] {nb.name} skipped: {why}", flush=True)
+                timings[nb.name] = "skipped"
+                skipped[nb.name] = why
+                continue
+            given = {key: val for key, val in params.items() if key in declared[nb.name]}
+            given["results_dir"] = str(staging)
+            if "params_file" in declared[nb.name]:  # notebooks that read the whole case from the file
+                given["params_file"] = str(params_path.resolve())
+            print(f"[{k}/{len(nbs)}] {nb.name} ...", end=" ", flush=True)
+            t0 = time.perf_counter()
+            try:
+                execute(nb, staging / "notebooks" / nb.name, given)
+            except pm.PapermillExecutionError as exc:
+                print("FAILED", flush=True)
+                failed = _keep_failed(dirs)
+                print(f"\n{nb.name}: cell {exc.exec_count} raised {exc.ename}: {exc.evalue}\n"
+                      f"--- failing cell ---\n{exc.source}\n--------------------\n"
+                      f"The partial output is in {_rel(failed)}/ (executed notebook: "
+                      f"{_rel(failed / 'notebooks' / nb.name)}); {_state(target)}",
+                      file=sys.stderr, flush=True)
+                raise SystemExit(1) from None
+            except BaseException as exc:  # kernel missing, interrupted, ...: keep what was written
+                print("FAILED" if not isinstance(exc, KeyboardInterrupt) else "INTERRUPTED", flush=True)
+                failed = _keep_failed(dirs)
+                hint = " (run `make setup` to register the 'evsched' kernel)" if "NoSuchKernel" in type(exc).__name__ else ""
+                print(f"{nb.name}: {type(exc).__name__}: {exc}{hint}; partial output in {_rel(failed)}/; "
+                      f"{_state(target)}", file=sys.stderr, flush=True)
+                raise
+            timings[nb.name] = round(time.perf_counter() - t0, 2)
+            print(f"done in {timings[nb.name]:.1f} s", flush=True)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+        if previous_cache is None:
+            os.environ.pop(RUN_CACHE_ENV, None)
+        else:
+            os.environ[RUN_CACHE_ENV] = previous_cache
 
     info = {"params_file": _rel(params_path), "parameters": params,
             "notebooks": timings, "skipped": skipped, "partial_run": bool(only),

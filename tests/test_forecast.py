@@ -264,3 +264,33 @@ def test_default_parameters_are_valid(history):
     out = check_params(p["target_day"], p["forecast_model"], p["backtest_days"], p["train_days"],
                        p["renewable_window_days"], history=history)
     assert out["target_day"] == pd.Timestamp("2016-12-07")
+
+
+def test_a_run_computes_the_forecast_once_and_never_serves_other_arguments(history, tmp_path, monkeypatch):
+    """Within a batch run (RUN_CACHE_ENV set by run_study) day_ahead is computed once and read
+    back; other arguments or another history are computed afresh; without the variable nothing
+    is written."""
+    from evsched import forecast
+    from evsched.paths import RUN_CACHE_ENV
+
+    monkeypatch.delenv(RUN_CACHE_ENV, raising=False)
+    plain = day_ahead("2016-12-07", history=history)
+    assert not any(tmp_path.iterdir())
+    monkeypatch.setenv(RUN_CACHE_ENV, str(tmp_path))
+    first = day_ahead("2016-12-07", history=history)
+    assert len(list(tmp_path.glob("day_ahead-*.pkl"))) == 1
+    calls = []
+    real = forecast.forecast_bus_load
+    monkeypatch.setattr(forecast, "forecast_bus_load", lambda *a, **k: calls.append(a) or real(*a, **k))
+    again = day_ahead("2016-12-07", history=history)
+    assert calls == []  # read back, not recomputed
+    for a, b in ((plain, first), (first, again)):
+        pd.testing.assert_frame_equal(a.load, b.load)
+        pd.testing.assert_frame_equal(a.renewables, b.renewables)
+    other_day = day_ahead("2016-12-08", history=history)
+    assert len(calls) == 1 and not other_day.load.equals(first.load)
+    day_ahead("2016-12-07", history=history, resolution_min=15)
+    scaled = dataclasses.replace(history, load=history.load * 1.1)
+    bigger = day_ahead("2016-12-07", history=scaled)
+    assert len(calls) == 3
+    assert bigger.load.p_kw.sum() > 1.09 * first.load.p_kw.sum()  # its own forecast, not the cached one

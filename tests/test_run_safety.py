@@ -438,8 +438,38 @@ def test_notebooks_outside_their_scope_are_skipped(repo, fake, capsys):
     info = json.loads((repo / "results" / "quarter" / MARKER).read_text())
     assert info["notebooks"]["06_uncertainty.ipynb"] == "skipped"
     why = "written for resolution_min 60 only (this run: resolution_min 15)"
-    assert info["skipped"] == {"06_uncertainty.ipynb": why}   # the reason is recorded, not only printed
+    hourly_only = {"06_uncertainty.ipynb": why, "08_paper_calibration.ipynb": why}
+    assert info["skipped"] == hourly_only   # the reason is recorded, not only printed
     # a partial re-run keeps the recorded reasons of the notebooks it did not touch
     run_study.run(repo / "params" / "quarter.yaml", only=["04"])
     info = json.loads((repo / "results" / "quarter" / MARKER).read_text())
-    assert info["skipped"] == {"06_uncertainty.ipynb": why} and info["rerun_notebooks"] == ["04_scenarios.ipynb"]
+    assert info["skipped"] == hourly_only and info["rerun_notebooks"] == ["04_scenarios.ipynb"]
+
+
+@pytest.mark.parametrize("ending", ["complete", "failed", "interrupted"])
+def test_the_run_cache_lives_outside_results_and_only_as_long_as_the_run(repo, fake, monkeypatch, ending):
+    """Every notebook of a run sees one cache folder (the forecast is computed once per run); it
+    is not in results/ and is gone when the run ends, however it ends."""
+    from evsched.paths import RUN_CACHE_ENV
+    monkeypatch.delenv(RUN_CACHE_ENV, raising=False)
+    seen = []
+    inner = run_study.execute
+
+    def recording(nb, out_nb, parameters):
+        seen.append(run_study.os.environ.get(RUN_CACHE_ENV))
+        (run_study.Path(seen[-1]) / f"{nb.stem}.pkl").write_text("x")  # what a notebook caches
+        return inner(nb, out_nb, parameters)
+
+    monkeypatch.setattr(run_study, "execute", recording)
+    fake.fail_at = "02" if ending == "failed" else None
+    fake.interrupt_at = "02" if ending == "interrupted" else None
+    p = write(repo / "params" / "cached.yaml", "n_evs: 10\n")
+    if ending == "complete":
+        run_study.run(p)
+    else:
+        with pytest.raises((SystemExit, KeyboardInterrupt)):
+            run_study.run(p)
+    assert len(seen) >= 3 and len(set(seen)) == 1 and seen[0]
+    assert repo not in run_study.Path(seen[0]).parents
+    assert not run_study.Path(seen[0]).exists()
+    assert RUN_CACHE_ENV not in run_study.os.environ
