@@ -238,21 +238,3 @@ def _stations(case: Case, sessions, T: int):
 def case_keys() -> list[str]:
     """Every parameter name :func:`load_case` understands: the flat keys of :mod:`evsched.schema`."""
     return sorted(FLAT)
-
-
-def scale_renewables(cd: CaseData, factor: float) -> CaseData:
-    """A copy of ``cd`` with every PV and WT capacity (and so availability and inverter
-    rating) multiplied by ``factor`` (0..10); load, TOU and fleet unchanged.
-
-    Used for the documented DG-capacity sensitivity (calibration) step of notebook 04, never
-    to change the default case silently.
-    """
-    import dataclasses
-
-    if not (0 <= factor <= 10):
-        raise InputError(f"scale_renewables: factor = {factor!r} must be in 0..10")
-    c = cd.case
-    case = c.model_copy(update={"pv_capacity_kw": [x * factor for x in c.pv_capacity_kw],
-                                "wt_capacity_kw": [x * factor for x in c.wt_capacity_kw]})
-    return dataclasses.replace(cd, case=case, pv_avail_kw=cd.pv_avail_kw * factor,
-                               wt_avail_kw=cd.wt_avail_kw * factor)

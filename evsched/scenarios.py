@@ -29,7 +29,7 @@ import pandas as pd
 from evsched import disaggregation, metrics
 from evsched.aggregation import uncontrolled_station_demand
 from evsched.case import CaseData
-from evsched.errors import InexactRelaxationError, InputError, OptimisationError
+from evsched.errors import InexactRelaxationError, InputError
 from evsched.frames import FlowFrames, tidy
 from evsched.model import DeviceGroup, OPFModel
 from evsched.powerflow import PowerFlowResult, run_ac_powerflow
@@ -364,37 +364,3 @@ def run_scenario(name: str, cd: CaseData) -> ScenarioResult:
 def run_all(cd: CaseData, names=SCENARIOS) -> dict[str, ScenarioResult]:
     """Run the scenarios in order; returns ``{name: ScenarioResult}``."""
     return {n: run_scenario(n, cd) for n in names}
-
-
-def renewable_sensitivity(cd: CaseData, factors=(0.5, 1.0, 1.5, 2.0), solver: str | None = None,
-                          construction: str = "rhs") -> pd.DataFrame:
-    """S2 and S3 re-solved with every PV/WT capacity scaled by each factor, each row certified.
-
-    One model per scenario is compiled once (``construction="rhs"``: the data only enter the
-    right-hand side of the conic problem, see :mod:`evsched.model.builder`); each factor only
-    updates the renewable data (:meth:`OPFModel.update`) and re-solves. Every solution is
-    AC-checked like a scenario. Returns one row per (factor, scenario) with the summary metrics,
-    ``exact`` (the verdict of :attr:`ScenarioResult.exact`) and ``status``: 'optimal',
-    'inexact' (a loose relaxation or an AC mismatch: the metrics of that row are **not** a
-    result and must not be presented as one) or the solver's error message (e.g. which
-    hours/buses are infeasible).
-    """
-    from evsched.case import scale_renewables
-
-    rows = []
-    for name, reactive in (("S2", False), ("S3", True)):
-        model = None
-        for f in factors:
-            scaled = scale_renewables(cd, f)
-            if model is None:
-                model = opf_model(scaled, reactive, construction=construction)
-            else:
-                model.update(devices=renewable_groups(scaled, reactive))
-            try:
-                r = _from_opf(name, scaled, model.solve(solver=solver, on_inexact="mark"), on_inexact="mark")
-                row = r.summary()
-                row["status"] = "optimal" if r.exact else "inexact"
-            except OptimisationError as exc:
-                row = {"scenario": name, "exact": False, "status": str(exc)}
-            rows.append({"dg_factor": f, **row})
-    return pd.DataFrame(rows)

@@ -73,9 +73,13 @@ def test_curtailment_not_used_when_not_needed(default_case):
     assert r.summary()["curtailment_kwh"] < 1e-2
 
 
-def test_sensitivity_rows_carry_the_verdict(default_case):
-    sens = scenarios.renewable_sensitivity(default_case, factors=(1.0, 3.0)).set_index(["dg_factor", "scenario"])
-    assert sens.at[(1.0, "S2"), "status"] == "optimal" and bool(sens.at[(1.0, "S2"), "exact"])
+def test_sensitivity_rows_carry_the_verdict(tmp_path):
+    # the DG-size sweep of notebook 04: ×3 must-take renewables in S2 is refused as a result
+    from evsched.sweep import run_sweep
+    spec = {"name": "dg", "grid": {"dg_scale": [1.0, 3.0]}, "scenarios": ["S2"]}
+    sens = run_sweep(spec, out=tmp_path / "dg", workers=0, progress=False, log=lambda m: None)
+    sens = sens.set_index(["dg_scale", "scenario"])
+    assert sens.at[(1.0, "S2"), "status"] == "ok" and bool(sens.at[(1.0, "S2"), "exact"])
     assert sens.at[(3.0, "S2"), "status"] == "inexact" and not bool(sens.at[(3.0, "S2"), "exact"])
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from evsched import report, scenarios
-from evsched.case import build_case, load_case, scale_renewables
+from evsched.case import build_case, load_case
 from evsched.errors import InputError
 
 V_TOL = 1e-4       # p.u., AC vs SOCP voltage
@@ -121,11 +121,12 @@ def test_s0_s1_are_power_flows(results):
         assert row["loss_kwh"] == pytest.approx(row["ac_loss_kwh"])
 
 
-def test_renewable_scaling_is_a_copy(case_data):
-    doubled = scale_renewables(case_data, 2.0)
-    np.testing.assert_allclose(doubled.pv_avail_kw, 2 * case_data.pv_avail_kw)
-    assert doubled.case.wt_capacity_kw == [2 * x for x in case_data.case.wt_capacity_kw]
-    assert case_data.case.wt_capacity_kw == [500.0, 500.0]
+def test_dg_scale_multiplies_every_renewable_capacity_of_a_sweep_case(case_data):
+    from evsched.sweep import load_spec
+    case = load_spec({"grid": {"dg_scale": [2.0]}, "scenarios": ["S2"]}).cases[0].case
+    assert case.pv_capacity_kw == [2 * x for x in case_data.case.pv_capacity_kw]
+    assert case.wt_capacity_kw == [2 * x for x in case_data.case.wt_capacity_kw]
+    assert case_data.case.wt_capacity_kw == [500.0, 500.0]  # the default case is left as it is
 
 
 @pytest.mark.parametrize("override, message", [
@@ -147,13 +148,16 @@ def test_case_bus_outside_network():
         case.check_network(__import__("evsched").load_ieee33())
 
 
-def test_renewable_sensitivity_matches_the_scenarios(case_data, results):
-    # factor 1 re-solved through the compiled-once ('rhs') model equals the plain S2/S3 solves
-    sens = scenarios.renewable_sensitivity(case_data, factors=(0.5, 1.0)).set_index(["dg_factor", "scenario"])
-    assert (sens.status == "optimal").all()
+def test_dg_scale_sweep_matches_the_scenarios(results, tmp_path):
+    # notebook 04's DG-size sensitivity runs on the sweep machinery: its factor-1 rows equal the
+    # plain S2/S3 solves, and less DG means more loss
+    from evsched.sweep import run_sweep
+    spec = {"name": "dg", "grid": {"dg_scale": [0.5, 1.0]}, "scenarios": ["S2", "S3"]}
+    sens = run_sweep(spec, out=tmp_path / "dg", workers=0, progress=False, log=lambda m: None)
+    sens = sens.set_index(["dg_scale", "scenario"])
+    assert (sens.status == "ok").all()
     for name in ("S2", "S3"):
         assert sens.at[(1.0, name), "loss_kwh"] == pytest.approx(results[name].summary()["loss_kwh"], rel=1e-4)
-    # less DG, more loss
     assert sens.at[(0.5, "S2"), "loss_kwh"] > sens.at[(1.0, "S2"), "loss_kwh"]
 
 
