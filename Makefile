@@ -11,7 +11,7 @@ KERNEL  := evsched
 PARAMS  ?= params/default.yaml
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast bench bench-year sweep lab report lock png-support clean clean-results
+.PHONY: help setup run test test-fast bench bench-year bench-paper sweep lab report lock png-support clean clean-results
 
 help: ## list the targets with a one-line description
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ bench: $(STAMP) ## benchmarks: model build/solve/re-solve (33..1000 buses, SimBe
 
 bench-year: $(STAMP) ## time the full-year sweep (236 days × S0-S3) on 1 and 2 dask workers → results/bench/sweep_year.md (~15 min on 2 cores)
 	@cd $(ROOT) && $(PY) -m evsched.bench --sweep params/sweeps/year.yaml --workers 1,2
+
+bench-paper: $(STAMP) ## time the paper-calibration sweep (96 cases × 6 scenarios) on 1 and 2 dask workers → results/bench/sweep_paper.md (~20 min)
+	@cd $(ROOT) && $(PY) -m evsched.bench --sweep params/sweeps/paper.yaml --workers 1,2
 
 sweep: $(STAMP) ## parameter sweep on dask: SPEC=params/sweeps/x.yaml [WORKERS=2] [SCHEDULER=tcp://host:port] [OUT=dir] [RESUME=1] → results/sweeps/x/
 	@test -n "$(strip $(SPEC))" || { echo "make sweep needs SPEC=params/sweeps/<name>.yaml (specs: $$(ls $(ROOT)/params/sweeps))"; exit 2; }

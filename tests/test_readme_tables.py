@@ -107,7 +107,7 @@ def test_mv_block_and_partial_run_times(tmp_path):
 
 def test_write_fills_complete_runs_and_leaves_absent_ones(runs, tmp_path):
     readme = tmp_path / "README.md"
-    text = "\n\n".join(f"{a}\nold {name}\n{b}" for name in ("results", "results-15min", "results-mv_rural")
+    text = "\n\n".join(f"{a}\nold {name}\n{b}" for name in ("results", "results-15min", "results-mv_rural", "bench")
                        for a, b in [rt.markers(name)])
     readme.write_text("intro\n\n" + text + "\n\nend\n")
     messages = rt.write_readme(readme, runs)
@@ -125,6 +125,21 @@ def test_write_fills_complete_runs_and_leaves_absent_ones(runs, tmp_path):
     before = readme.read_text()
     messages = rt.write_readme(readme, runs)
     assert readme.read_text() == before and any(m.startswith("results-15min: skipped") for m in messages)
+
+
+def test_bench_block_shows_each_report_as_written_and_names_the_missing_ones(tmp_path):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    table = "| spec | mode | wall_s |\n|---|---|---|\n| year.yaml | 2 worker(s) | 561.4 |"
+    (bench / "sweep_year.md").write_text(f"# evsched sweep benchmark (2026-11-28, x86_64, 2 cores)\n\n{table}\n")
+    block = rt.bench_block(bench)
+    begin, end = rt.markers("bench")
+    assert block.startswith(begin) and block.endswith(end)
+    assert table in block and "*evsched sweep benchmark (2026-11-28, x86_64, 2 cores)*" in block
+    assert "# evsched" not in block   # a report's title is not a README heading
+    for name, _, command in rt.BENCH_REPORTS:
+        if name != "sweep_year.md":
+            assert f"`results/bench/{name}`)\n\nNot measured yet: run `{command}`." in block, name
 
 
 def test_the_readme_has_every_generated_block():
