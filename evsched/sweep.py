@@ -81,6 +81,7 @@ import numpy as np
 import pandas as pd
 
 from evsched.errors import InputError
+from evsched.parallel import default_workers
 from evsched.paths import PARAMS, RESULTS, ROOT
 
 SPEC_KEYS = ("name", "description", "base", "set", "grid", "zip", "days", "scenarios")
@@ -533,10 +534,6 @@ def read_cases(out) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- running
-def default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def default_out(sweep: Sweep) -> Path:
     return RESULTS / "sweeps" / sweep.name
 
