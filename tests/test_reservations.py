@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from evsched.errors import InputError
@@ -176,7 +176,8 @@ def reference_ok(row: dict) -> bool:
         return False
     if not all(0 <= v[c] <= 1 for c in ("soc_arrival", "soc_departure_min", "soc_min", "soc_max")):
         return False
-    if not (v["battery_kwh"] > 0 and v["charger_kw"] > 0 and v["charger_kva"] >= v["charger_kw"]):
+    # apparent-power rating: at least the active rating, at most twice it (inverter oversizing)
+    if not (v["battery_kwh"] > 0 and v["charger_kw"] > 0 and v["charger_kw"] <= v["charger_kva"] <= 2 * v["charger_kw"]):
         return False
     if not (0 < v["efficiency"] <= 1):
         return False
@@ -210,6 +211,7 @@ def messy_rows(draw, i):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.integers(0, 10 ** 6), min_size=1, max_size=6).flatmap(
     lambda ids: st.tuples(*[messy_rows(i) for i in range(len(ids))])))
+@example(rows=({**good_row(ev_id="EV0"), "charger_kw": 7.0, "charger_kva": 15.0},))  # kVA > 2 x kW: refused
 def test_validation_accepts_exactly_the_rows_obeying_every_rule(ieee33, rows):
     df = pd.DataFrame(list(rows))[COLUMNS].astype(str)
     rep = validate_reservations(df, ieee33, STATIONS, on_error="skip")
