@@ -13,6 +13,8 @@ from functools import lru_cache
 import cvxpy as cp
 
 DEFAULT_FALLBACK = "CLARABEL"
+ANNOUNCED_ENV = "EVSCHED_CLARABEL_ANNOUNCED"
+"""Set once the Clarabel fallback line was printed, so that child processes do not repeat it."""
 
 
 @lru_cache(maxsize=1)
@@ -34,8 +36,9 @@ def select_solver(preferred: str | None = None) -> str:
     """Name of the solver to use.
 
     Order: ``preferred`` argument, then ``$EVSCHED_SOLVER``, then MOSEK if its licence works,
-    else Clarabel (one line on stdout says so, once per process: informational, so that
-    JupyterLab does not show it as an error).
+    else Clarabel (one line on stdout says so, once per process tree: informational, so that
+    JupyterLab does not show it as an error; worker processes started later, e.g. a dask
+    pool's, inherit :data:`ANNOUNCED_ENV` and stay silent).
     """
     choice = preferred or os.environ.get("EVSCHED_SOLVER")
     if choice:
@@ -48,5 +51,7 @@ def select_solver(preferred: str | None = None) -> str:
         return choice
     if mosek_usable():
         return "MOSEK"
-    print("evsched: no MOSEK licence found, solving with Clarabel", flush=True)
+    if not os.environ.get(ANNOUNCED_ENV):
+        print("evsched: no MOSEK licence found, solving with Clarabel", flush=True)
+        os.environ[ANNOUNCED_ENV] = "1"
     return DEFAULT_FALLBACK

@@ -203,6 +203,25 @@ def test_solver_selection(monkeypatch):
         solvers.select_solver("NOSUCHSOLVER")
 
 
+def test_clarabel_fallback_is_announced_once_per_process_tree(monkeypatch):
+    """The kernel prints the fallback line once; worker processes it starts later (a dask pool)
+    inherit the environment and stay silent."""
+    import subprocess
+    import sys
+
+    from evsched import solvers
+    if solvers.mosek_usable():
+        pytest.skip("a MOSEK licence is usable here: no fallback line")
+    code = ("import os, subprocess, sys\n"
+            "from evsched import solvers\n"
+            "solvers.select_solver(); solvers.select_solver.cache_clear(); solvers.select_solver()\n"
+            "subprocess.run([sys.executable, '-c', 'from evsched import solvers; solvers.select_solver()'], check=True)\n")
+    monkeypatch.delenv(solvers.ANNOUNCED_ENV, raising=False)
+    monkeypatch.delenv("EVSCHED_SOLVER", raising=False)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.count("no MOSEK licence found, solving with Clarabel") == 1, out
+
+
 def test_storage_does_not_burn_surplus_energy():
     """Must-take surplus at a bus with storage: the optimum never charges and discharges at once.
 
