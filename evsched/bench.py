@@ -41,6 +41,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from evsched.parallel import default_workers
 from evsched.paths import RESULTS
 
 CASES = [  # (copies, steps, construction); "auto" = constant first, then parametric/rhs for re-solves
@@ -176,7 +177,7 @@ def main() -> None:
         print(f"first {row['first_solve_total_s']:.2f} s, re-solve {row['resolve_mean_s']:.3f} s, "
               f"{row['peak_memory_mib']:.0f} MiB", flush=True)
     df = pd.DataFrame(rows)
-    machine = f"{platform.machine()}, {_cpu_count()} cores, Python {platform.python_version()}"
+    machine = f"{platform.machine()}, {default_workers()} cores, Python {platform.python_version()}"
     if cases is not CASES:  # --dpp: the DPP rows only, beside (not over) the full benchmark
         dpp = dpp_extrapolation(df)
         df.to_csv(out / "bench_dpp_runs.csv", index=False)
@@ -301,7 +302,7 @@ def sweep_benchmark(spec=None, workers=(0, 1, 2), out=None) -> pd.DataFrame:
     one = df.loc[df["mode"] == "1 worker(s)", "wall_s"]
     df["speedup_vs_1_worker"] = (float(one.iloc[0]) / df.wall_s).round(2) if len(one) else np.nan
     if out is not None:
-        machine = f"{platform.machine()}, {_cpu_count()} cores, Python {platform.python_version()}"
+        machine = f"{platform.machine()}, {default_workers()} cores, Python {platform.python_version()}"
         stem = "sweep" if spec.name == SWEEP_SPEC else f"sweep_{spec.stem}"
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         df.to_csv(Path(out) / f"{stem}.csv", index=False)
@@ -310,10 +311,6 @@ def sweep_benchmark(spec=None, workers=(0, 1, 2), out=None) -> pd.DataFrame:
             f"load average {load0:.1f} at start, {load:.1f} at end)\n\n{_markdown(df)}\n")
         print(f"written: {Path(out) / f'{stem}.csv'}, {Path(out) / f'{stem}.md'}")
     return df
-
-
-def _cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def _markdown(df: pd.DataFrame) -> str:

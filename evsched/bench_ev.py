@@ -60,8 +60,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     df = measure()
     df.to_csv(out / "ev_models.csv", index=False)
-    from evsched.bench import _cpu_count, _markdown
-    machine = f"{platform.machine()}, {_cpu_count()} cores, Python {platform.python_version()}"
+    from evsched.bench import _markdown
+    from evsched.parallel import default_workers
+    machine = f"{platform.machine()}, {default_workers()} cores, Python {platform.python_version()}"
     md = f"# EV model benchmark ({time.strftime('%Y-%m-%d')}, {machine}, median of {REPEATS})\n\n{_markdown(df)}\n"
     (out / "ev_models.md").write_text(md)
     print(md)

@@ -10,6 +10,7 @@ depend on the number of workers.
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import warnings
 
@@ -20,7 +21,6 @@ from evsched.errors import InputError
 
 def default_workers() -> int:
     """One worker per core this process may use."""
-    import os
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 from evsched.errors import OptimisationError
 from evsched.frames import FlowFrames
 from evsched.network import Network
+from evsched.sessions import hour_label
 
 
 @dataclass
@@ -128,7 +129,7 @@ def run_ac_powerflow(network: Network, p_kw, q_kvar, v_slack_pu: float = 1.0,
                 err = exc
         if err is not None:
             raise OptimisationError(
-                f"AC power flow of '{network.name}' did not converge at step {_plain(hours[t])} "
+                f"AC power flow of '{network.name}' did not converge at step {hour_label(hours[t])} "
                 f"(total demand {p[:, t].sum():.1f} kW, {q[:, t].sum():.1f} kvar): {err}") from err
         rl = net.res_line
         vm[t] = net.res_bus.vm_pu.to_numpy()
@@ -144,11 +145,6 @@ def run_ac_powerflow(network: Network, p_kw, q_kvar, v_slack_pu: float = 1.0,
             "loss_kw": pl.ravel(), "loading_pct": np.where(rated[None, :], ld, np.nan).ravel()}),
         substation=pd.DataFrame({"hour": hours, "p_kw": sub[:, 0], "q_kvar": sub[:, 1]}),
         dt_h=dt_h)
-
-
-def _plain(value):
-    """A Python scalar for messages (``18.25``, never ``np.float64(18.25)``)."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def compare(ac: PowerFlowResult, opt) -> dict:

@@ -201,18 +201,6 @@ def skip_reason(nb: Path, params: dict) -> str | None:
     return None
 
 
-def notebook_networks(nb: Path) -> list[str] | None:
-    """The networks a notebook is written for (metadata ``evsched.networks``), None if any."""
-    return notebook_scope(nb).get("network")
-
-
-def notebook_resolutions(nb: Path) -> list[int] | None:
-    """The ``resolution_min`` a notebook is written for (metadata ``evsched.resolutions``),
-    None if any."""
-    steps = notebook_scope(nb).get("resolution_min")
-    return None if steps is None else [int(x) for x in steps]
-
-
 # --------------------------------------------------------------------------- runs
 def _read_marker(folder: Path):
     """The parsed ``run_info.json`` of ``folder``; None if absent; ``"unreadable"`` if broken."""

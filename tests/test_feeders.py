@@ -141,9 +141,9 @@ def test_network_parameter():
     assert feeders.load_network("ieee33").name == "ieee33"
     from evsched import run_study
     for nb in ("00_network", "01_load_forecast", "02_tou"):
-        assert run_study.notebook_networks(NOTEBOOKS / f"{nb}.ipynb") == ["ieee33"]
+        assert run_study.notebook_scope(NOTEBOOKS / f"{nb}.ipynb").get("network") == ["ieee33"]
     for nb in ("03_reservations", "04_scenarios", "05_visualisation", "09_network_realism"):
-        assert run_study.notebook_networks(NOTEBOOKS / f"{nb}.ipynb") is None
+        assert run_study.notebook_scope(NOTEBOOKS / f"{nb}.ipynb").get("network") is None
 
 
 @pytest.mark.slow

@@ -299,7 +299,7 @@ def test_a_notebook_may_declare_the_time_steps_it_is_written_for(tmp_path):
     for meta, expect in (({"evsched": {"networks": ["ieee33"], "resolutions": [60]}}, [60]),
                          ({"evsched": {"networks": ["ieee33"]}}, None), ({}, None)):
         nb.write_text(json.dumps({"cells": [], "metadata": meta}))
-        assert run_study.notebook_resolutions(nb) == expect
+        assert run_study.notebook_scope(nb).get("resolution_min") == expect
 
 
 # --- hours in messages and hand-offs ----------------------------------------------------------

@@ -28,11 +28,6 @@ SLACK_TOL = 1e-6
 PENALTY = 1e4
 
 
-def _hour(label):
-    """An hour label for the message: ``18``, ``18.25`` (:func:`evsched.sessions.hour_label`)."""
-    return hour_label(label)
-
-
 def _bound(elastic, slacks):
     """The family ``m -> elastic(m, slacks)`` (what the builder calls)."""
     def family(m):
@@ -65,7 +60,7 @@ def describe_slack(model, slack: fam.Slack) -> str | None:
     bad = np.argwhere(val > SLACK_TOL)
     if len(bad) == 0:
         return None
-    hours = sorted({_hour(model.hours[t]) for _, t in bad}, key=lambda h: (isinstance(h, str), h))
+    hours = sorted({hour_label(model.hours[t]) for _, t in bad}, key=lambda h: (isinstance(h, str), h))
     severity = val.max(axis=1)
     order = [i for i in np.argsort(-severity, kind="stable") if severity[i] > SLACK_TOL]
     where = [str(slack.where[i]) for i in order]
@@ -73,7 +68,7 @@ def describe_slack(model, slack: fam.Slack) -> str | None:
     return (f"{slack.label} binds at hour(s) {hours} for {len(where)} {slack.kind}(s), worst first "
             f"{where[:12]}" + (" …" if len(where) > 12 else "")
             + f"; largest violation {float(val.max()):.3g} p.u. at {slack.kind} {slack.where[i_w]}, "
-            f"hour {_hour(model.hours[t_w])}")
+            f"hour {hour_label(model.hours[t_w])}")
 
 
 def locate_infeasibility(model, solver: str) -> str:

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from evsched.errors import InputError, OptimisationError
-from evsched.parallel import Pool, _check_workers  # noqa: F401 - Pool is part of this module's API
+from evsched.parallel import Pool
 from evsched.uncertainty.deviations import DeviationModel, ForecastErrors, draw_sample
 from evsched.uncertainty.execution import METRICS, day_metrics
 from evsched.uncertainty.policies import (
